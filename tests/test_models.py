@@ -1,0 +1,166 @@
+import threading
+
+import pytest
+import torch
+
+import aecore as ae
+
+
+@pytest.mark.parametrize("changes, field", [
+    (dict(code_size=0), "code_size"),
+    (dict(code_size=-3), "code_size"),
+    (dict(hidden=(256, -1)), "hidden"),
+    (dict(arch="conv", hidden=(16, 32, 64), input_shape=(1, 28, 28)), "input_shape"),
+    (dict(code_size=100, input_shape=(1, 8, 8), hidden=()), "code_size"),
+    (dict(activation="swish"), "activation"),
+    (dict(bottleneck="variational", sparsity="l1"), "sparsity"),
+    (dict(input_shape=(1, 100_000, 28)), "input_shape"),
+])
+def test_model_spec_validation_names_the_field(changes, field):
+    with pytest.raises(ValueError, match=field):
+        ae.ModelSpec(**changes)
+
+
+@pytest.mark.parametrize("changes, field", [
+    (dict(lr=-0.1), "lr"), (dict(lr=float("nan")), "lr"), (dict(epochs=0), "epochs"),
+    (dict(batch_size=0), "batch_size"), (dict(noise="pink"), "noise"), (dict(noise_level=2.0), "noise_level"),
+    (dict(loss="l1"), "loss"),
+])
+def test_train_spec_validation_names_the_field(changes, field):
+    with pytest.raises(ValueError, match=field):
+        ae.TrainSpec(**changes)
+
+
+def test_sparse_model_may_be_overcomplete():
+    spec = ae.ModelSpec(input_shape=(1, 8, 8), hidden=(), code_size=128, sparsity="l1")
+    assert spec.code_size > spec.input_size
+
+
+@pytest.mark.parametrize("name", sorted(ae.PRESETS))
+def test_every_preset_builds_for_every_embedded_shape(name):
+    for shape in [(1, 8, 8), (1, 28, 28), (1, 32, 32), (3, 32, 32)]:
+        model_spec, _ = ae.preset(name, shape)
+        model = ae.build_model(model_spec)
+        assert sum(p.numel() for p in model.parameters()) == model_spec.param_count()
+        x = torch.rand(3, *shape)
+        out = model(x)
+        assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+        assert model.encode(x).shape == (3, model_spec.code_size)
+
+
+@pytest.mark.parametrize("name", sorted(ae.PRESETS))
+def test_every_preset_learns_on_digits(name, digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset(name, train.shape, train=dict(epochs=8, batch_size=64, lr=3e-3))
+    model = ae.build_model(model_spec)
+    before = ae.evaluate_loss(model, val, train_spec)["reconstruction"]
+    history = ae.fit(model, train, val, train_spec)
+    after = history[-1]["val"]["reconstruction"]
+    assert len(history) == 8
+    assert after < 0.75 * before, (before, after)
+    terms = set(history[-1]["train"])
+    if model_spec.variational:
+        assert "kl" in terms and history[-1]["train"]["kl"] > 0
+    if model_spec.sparsity != "none":
+        assert "sparsity" in terms
+    assert history[-1]["samples_per_s"] > 0
+
+
+def test_linear_autoencoder_matches_pca(digits):
+    train, test = digits.split(0.8, seed=0)
+    model_spec, train_spec = ae.preset("linear", train.shape, model=dict(code_size=8),
+                                       train=dict(epochs=150, batch_size=256, lr=1e-2))
+    model = ae.build_model(model_spec)
+    ae.fit(model, train, None, train_spec)
+    linear = ae.evaluate(model, test)["mse"]
+    pca = ae.pca_mse(train.images, test.images, 8)
+    assert abs(linear - pca) <= 0.05 * pca, (linear, pca)
+
+
+def test_same_seed_repeats_a_run(digits_split):
+    train, val = digits_split
+    runs = []
+    for _ in range(2):
+        model_spec, train_spec = ae.preset("vae", train.shape, train=dict(epochs=2, seed=7))
+        model = ae.build_model(model_spec, seed=7)
+        runs.append((ae.fit(model, train, val, train_spec), model.state_dict()))
+    assert runs[0][0][-1]["train"] == runs[1][0][-1]["train"]
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
+def test_stop_event_ends_training_with_weights_so_far(digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("deep", train.shape, train=dict(epochs=50))
+    model = ae.build_model(model_spec)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    stop = threading.Event()
+    reports = []
+
+    def on_epoch(report):
+        reports.append(report)
+        stop.set()
+
+    history = ae.fit(model, train, val, train_spec, on_epoch=on_epoch, stop=stop)
+    assert len(history) == 1
+    assert not torch.equal(start["head.weight"], model.state_dict()["head.weight"])
+    report = reports[0]
+    assert report["inputs"].shape == report["reconstructions"].shape == (8, 1, 8, 8)
+    assert report["codes"].shape == (len(val), model_spec.code_size)
+
+
+def test_diverging_run_stops_with_step_and_restores_weights(digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("deep", train.shape, train=dict(epochs=3, lr=10.0))
+    model = ae.build_model(model_spec)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ae.TrainingDiverged, match=r"step \d+.*lower learning rate"):
+        ae.fit(model, train, val, train_spec)
+    assert all(torch.equal(start[k], v) for k, v in model.state_dict().items())
+    assert torch.isfinite(model(val.images[:4])).all()
+
+
+def test_fit_refuses_what_cannot_train(digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("deep", train.shape, train=dict(batch_size=10_000))
+    with pytest.raises(ValueError, match="batch_size"):
+        ae.fit(ae.build_model(model_spec), train, val, train_spec)
+    model_spec, train_spec = ae.preset("deep", (1, 28, 28))
+    with pytest.raises(ValueError, match="input_shape"):
+        ae.fit(ae.build_model(model_spec), train, val, train_spec)
+    model_spec, train_spec = ae.preset("conv", train.shape, train=dict(pretrain_epochs=2))
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        ae.fit(ae.build_model(model_spec), train, val, train_spec)
+
+
+def test_layerwise_pretraining_gives_a_better_start(digits_split):
+    train, val = digits_split
+    losses = []
+    for pretrain in (0, 5):
+        model_spec, train_spec = ae.preset("deep", train.shape, model=dict(activation="elu"),
+                                           train=dict(epochs=1, pretrain_epochs=pretrain, loss="mse"))
+        model = ae.build_model(model_spec)
+        losses.append(ae.fit(model, train, val, train_spec)[0]["val"]["reconstruction"])
+    assert losses[1] < losses[0], losses
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "salt-pepper", "masking"])
+def test_noise_corrupts_in_range(kind, digits):
+    x = digits.images[:200]
+    gen = torch.Generator().manual_seed(0)
+    noisy = ae.add_noise(x, kind, 0.3, gen)
+    assert noisy.shape == x.shape and noisy.min() >= 0 and noisy.max() <= 1
+    changed = (noisy != x).float().mean().item()
+    assert changed > 0.1
+    if kind != "gaussian":
+        assert changed <= 0.31
+    assert torch.equal(ae.add_noise(x, kind, 0.0), x)
+
+
+def test_denoising_model_beats_its_noisy_input(digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("denoising", train.shape, train=dict(epochs=30, batch_size=64, lr=3e-3))
+    model = ae.build_model(model_spec)
+    ae.fit(model, train, val, train_spec)
+    noisy = ae.add_noise(val.images, "gaussian", 0.3, torch.Generator().manual_seed(1))
+    denoised = ae.reconstruct(model, noisy)
+    assert ae.psnr(denoised, val.images).mean() > ae.psnr(noisy, val.images).mean() + 2
