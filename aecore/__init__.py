@@ -8,5 +8,6 @@ from .metrics import evaluate, image_metrics, mse, pca_mse, psnr, reconstruct, s
 from .models import (PRESET_DESCRIPTIONS, PRESETS, Autoencoder, ModelSpec, TrainSpec, build_model, images_of,
                      preset)
 from .noise import add_noise
-from .projection import METHODS, knn_accuracy, project, projector, trustworthiness
+from .projection import METHODS, aligned_frame, knn_accuracy, project, projector, trustworthiness
 from .train import TrainingDiverged, evaluate_loss, fit, pick_device
+from . import cli, jobs, viz

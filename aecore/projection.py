@@ -59,3 +59,20 @@ def knn_accuracy(features, labels, k: int = 5, folds: int = 5, seed: int = 0) ->
     x, y = _array(features).reshape(len(features), -1), _array(labels)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), x, y, cv=cv).mean())
+
+
+def aligned_frame(codes, previous: np.ndarray | None = None) -> np.ndarray:
+    """Return a 2-D PCA map of the codes, rotated and scaled to best match the previous frame (same points)."""
+    from scipy.linalg import orthogonal_procrustes
+
+    x = _array(codes).astype(np.float64).reshape(len(codes), -1)
+    x = x - x.mean(0)
+    if x.shape[1] > 2:
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        x = x @ vt[:2].T
+    y = np.pad(x, ((0, 0), (0, 2 - x.shape[1])))
+    y /= max(np.sqrt((y ** 2).sum(1).mean()), 1e-12)  # unit RMS radius, so frames share a scale
+    if previous is not None and len(previous) == len(y):
+        rotation, _ = orthogonal_procrustes(y, previous)
+        y = y @ rotation
+    return y.astype(np.float32)

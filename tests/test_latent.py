@@ -83,3 +83,12 @@ def test_projection_to_3d_and_bad_arguments(digits):
 def test_codes_keep_classes_better_than_chance(trained):
     model, val = trained
     assert ae.knn_accuracy(ae.encode_dataset(model, val), val.labels) > 0.6
+
+
+def test_aligned_frames_do_not_flip_between_epochs(digits):
+    x = digits.images[:300].flatten(1).numpy()
+    first = ae.aligned_frame(x)
+    rotated = x @ np.linalg.qr(np.random.default_rng(0).normal(size=(64, 64)))[0]  # same geometry, new axes
+    second = ae.aligned_frame(rotated, first)
+    assert first.shape == (300, 2)
+    assert np.abs(second - first).max() < 1e-3

@@ -1,0 +1,108 @@
+"""Background training jobs with a server-wide limit on how many train at once; the rest wait in a queue."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import torch
+
+from .data import ImageDataset
+from .models import ModelSpec, TrainSpec, build_model
+from .projection import aligned_frame
+from .train import TrainingDiverged, fit
+
+log = logging.getLogger(__name__)
+
+# Training threads share one process: each job gets its own core rather than all jobs fighting over every core.
+MAX_JOBS = int(os.environ.get("AECORE_MAX_JOBS", max(1, (os.cpu_count() or 1))))
+THREADS_PER_JOB = max(1, (os.cpu_count() or 1) // MAX_JOBS)
+
+_slots = threading.Semaphore(MAX_JOBS)
+_queue: list["TrainingJob"] = []
+_queue_lock = threading.Lock()
+
+
+class TrainingJob:
+    """One training run in a background thread: its reports per epoch, its status, and a stop switch."""
+
+    def __init__(self, name: str, dataset_name: str, train: ImageDataset, val: ImageDataset | None,
+                 model_spec: ModelSpec, train_spec: TrainSpec):
+        self.name, self.dataset_name, self.train, self.val = name, dataset_name, train, val
+        self.model_spec, self.train_spec = model_spec, train_spec
+        self.model = build_model(model_spec, seed=train_spec.seed)
+        self.status = "queued"  # queued, running, done, stopped, failed
+        self.error: str | None = None
+        self.reports: list[dict] = []
+        self.history: list[dict] = []
+        self.started = self.finished = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"train-{name}", daemon=True)
+
+    def start(self) -> "TrainingJob":
+        """Queue the job and return it; it starts training as soon as a slot is free."""
+        with _queue_lock:
+            _queue.append(self)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the job to end after the current step, keeping the weights so far."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the job's thread to end."""
+        self._thread.join(timeout)
+
+    @property
+    def done(self) -> bool:
+        """Return True once the job has finished, stopped or failed."""
+        return self.status in ("done", "stopped", "failed")
+
+    @property
+    def queue_position(self) -> int:
+        """Return the job's place among queued jobs (1 is next), or 0 when not queued."""
+        with _queue_lock:
+            waiting = [j for j in _queue if j.status == "queued"]
+        return waiting.index(self) + 1 if self in waiting else 0
+
+    @property
+    def progress(self) -> float:
+        """Return the fraction of epochs done, from 0 to 1."""
+        return len(self.reports) / self.train_spec.epochs
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Return the estimated seconds left, from the mean epoch time so far."""
+        if not self.reports or self.done:
+            return None
+        per_epoch = sum(r["seconds"] for r in self.reports) / len(self.reports)
+        return per_epoch * (self.train_spec.epochs - len(self.reports))
+
+    def _on_epoch(self, report: dict) -> None:
+        previous = self.reports[-1]["map"] if self.reports else None
+        report["map"] = aligned_frame(report["codes"], previous)
+        self.reports.append(report)
+
+    def _run(self) -> None:
+        with _slots:
+            with _queue_lock:
+                _queue.remove(self)
+            if self._stop.is_set():
+                self.status = "stopped"
+                return
+            self.status, self.started = "running", time.time()
+            torch.set_num_threads(THREADS_PER_JOB)
+            try:
+                self.history = fit(self.model, self.train, self.val, self.train_spec,
+                                   on_epoch=self._on_epoch, stop=self._stop)
+                self.status = "stopped" if self._stop.is_set() else "done"
+            except TrainingDiverged as e:
+                self.history, self.error, self.status = e.history, str(e), "failed"
+            except Exception as e:  # a job's failure ends that job only; the server and other sessions go on
+                log.exception("training job %s failed", self.name)
+                self.error, self.status = f"Training failed: {e}", "failed"
+            finally:
+                self.model.to("cpu").eval()
+                self.finished = time.time()

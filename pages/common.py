@@ -1,0 +1,136 @@
+"""What every page shares: the sidebar (data set, model, device), cached data and models, small helpers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+import aecore as ae
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED = ROOT / "pretrained"
+MAX_RUNS = 8  # runs kept per browser session; the oldest is dropped beyond this
+
+
+@dataclass
+class Context:
+    dataset_name: str
+    dataset: ae.ImageDataset
+    model: ae.Autoencoder | None
+    model_label: str | None
+
+
+def dataset_family(name: str) -> str:
+    """Return the data set a name refers to, so `idx:.../mnist` and `mnist` match the same models."""
+    return Path(name[4:]).name if name.startswith("idx:") else name
+
+
+def dataset_options() -> dict[str, str]:
+    """Return {label: load_dataset name}: the embedded sets, IDX folders found in the data directory, downloads."""
+    options = {name: name for name in ae.EMBEDDED}
+    root = ae.data_dir()
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*idx3-ubyte*"))):
+            options[f"{folder.name} (IDX files)"] = f"idx:{folder}"
+    options.update({f"{name} (torchvision)": name for name in ae.DOWNLOADABLE})
+    return options
+
+
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
+def load_dataset(name: str) -> ae.ImageDataset:
+    """Return a data set, loaded once per server (read-only, shared by every session)."""
+    return ae.load_dataset(name)
+
+
+@st.cache_resource(max_entries=32)
+def load_pretrained(path: str) -> ae.Autoencoder:
+    """Return a pretrained model, loaded once per server."""
+    return ae.load(path)
+
+
+@st.cache_data(ttl=60)
+def pretrained_cards() -> dict[str, dict]:
+    """Return {readable name: {path, family, spec}} for the shipped models."""
+    rows = {}
+    for row in ae.cli.model_rows(PRETRAINED):
+        if "error" not in row:
+            label = f"{dataset_family(row['dataset'])} · {row['type']} · code {row['code']}"
+            rows[label] = {"path": str(PRETRAINED / row["file"]), "family": dataset_family(row["dataset"])}
+    return rows
+
+
+def session_runs() -> dict:
+    """Return this browser session's training runs, by name (its own: no session sees another's)."""
+    return st.session_state.setdefault("runs", {})
+
+
+def add_run(job) -> None:
+    """Keep a new run in this session, dropping the oldest finished one beyond MAX_RUNS."""
+    runs = session_runs()
+    runs[job.name] = job
+    finished = [k for k, j in runs.items() if j.done]
+    while len(runs) > MAX_RUNS and finished:
+        dropped = finished.pop(0)
+        del runs[dropped]
+        st.toast(f"Dropped the oldest run, {dropped}, to keep memory bounded.")
+
+
+def model_options(family: str) -> dict[str, tuple[str, object]]:
+    """Return {label: (kind, ref)} of the models for a data set: pretrained ones, then this session's runs."""
+    options = {f"pretrained: {label}": ("pretrained", card["path"])
+               for label, card in pretrained_cards().items() if card["family"] == family}
+    for name, job in session_runs().items():
+        if dataset_family(job.dataset_name) == family and job.status in ("done", "stopped"):
+            options[f"this session: {name}"] = ("run", name)
+    return options
+
+
+def sidebar() -> Context | None:
+    """Draw the shared sidebar and return the chosen data set and model, or None when the data set fails."""
+    with st.sidebar:
+        options = dataset_options()
+        label = st.selectbox("Data set", list(options), key="dataset_label",
+                             help="digits and sprites are embedded; others are read from the data directory")
+        name = options[label]
+        try:
+            ds = load_dataset(name)
+        except (FileNotFoundError, ValueError) as e:
+            st.error(str(e))
+            return None
+        st.caption(f"{len(ds):,} images of {ds.shape[1]}×{ds.shape[2]}, {ds.shape[0]} channel(s)"
+                   + (f", {len(ds.classes)} classes" if ds.classes else ""))
+        models = model_options(dataset_family(name))
+        model = model_label = None
+        if models:
+            model_label = st.selectbox("Model", list(models), key="model_label")
+            kind, ref = models[model_label]
+            model = load_pretrained(ref) if kind == "pretrained" else session_runs()[ref].model
+            if model.spec.input_shape != ds.shape:
+                st.error(f"This model takes {model.spec.input_shape} images; the data set has {ds.shape}.")
+                model = None
+        else:
+            st.info("No model for this data set yet: train one on the Train page.")
+        device = ae.pick_device()
+        st.caption(f"Device: {device.type} · {torch.get_num_threads()} thread(s) · "
+                   f"{ae.jobs.MAX_JOBS} training job(s) at once")
+    return Context(name, ds, model, model_label)
+
+
+def context() -> Context | None:
+    """Return what the sidebar chose on this run (None when the data set could not be loaded)."""
+    return st.session_state.get("ctx")
+
+
+def require_model() -> Context:
+    """Return the context when a model is chosen; otherwise say what to do and stop the page."""
+    ctx = context()
+    if ctx is None:
+        st.stop()
+    if ctx.model is None:
+        st.info("Pick a model in the sidebar, or train one on the **Train** page first.")
+        st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+        st.stop()
+    return ctx
+
