@@ -10,4 +10,4 @@ from .models import (PRESET_DESCRIPTIONS, PRESETS, Autoencoder, ModelSpec, Train
 from .noise import add_noise
 from .projection import METHODS, aligned_frame, knn_accuracy, project, projector, trustworthiness
 from .train import TrainingDiverged, evaluate_loss, fit, pick_device
-from . import cli, jobs, viz
+from . import cli, jobs  # viz (Plotly) is imported by the pages that draw: `from aecore import viz`

@@ -31,8 +31,8 @@ def train_parser(sub) -> None:
     for flag, kind in (("--code-size", int), ("--hidden", _ints), ("--activation", str), ("--beta", float),
                        ("--sparsity", str), ("--sparsity-weight", float), ("--sparsity-rho", float)):
         p.add_argument(flag, type=kind, help="model option (overrides the preset)")
-    for flag, kind in (("--epochs", int), ("--batch-size", int), ("--lr", float), ("--loss", str),
-                       ("--noise", str), ("--noise-level", float), ("--weight-decay", float),
+    for flag, kind in (("--epochs", int), ("--batch-size", int), ("--lr", float), ("--schedule", str),
+                       ("--loss", str), ("--noise", str), ("--noise-level", float), ("--weight-decay", float),
                        ("--pretrain-epochs", int), ("--seed", int), ("--device", str)):
         p.add_argument(flag, type=kind, help="training option (overrides the preset)")
 
@@ -58,8 +58,8 @@ def run_train(args) -> int:
     train, val, test = _train_val_test(args.dataset, args.split)
     model_opts = _options(args, ("code_size", "hidden", "activation", "beta", "sparsity", "sparsity_weight",
                                  "sparsity_rho"))
-    train_opts = _options(args, ("epochs", "batch_size", "lr", "loss", "noise", "noise_level", "weight_decay",
-                                 "pretrain_epochs", "seed", "device"))
+    train_opts = _options(args, ("epochs", "batch_size", "lr", "schedule", "loss", "noise", "noise_level",
+                                 "weight_decay", "pretrain_epochs", "seed", "device"))
     model_spec, train_spec = preset(args.preset, train.shape, model_opts, train_opts)
     from tqdm import tqdm
 
@@ -138,6 +138,29 @@ def run_list(args) -> int:
     return 0
 
 
+def recipe_lines(path) -> list[list[str]]:
+    """Return the argument lists of a recipe file: one `train ...` command per line, # starts a comment."""
+    lines = []
+    for raw in Path(path).read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            lines.append(shlex.split(line))
+    return lines
+
+
+def run_rebuild(args) -> int:
+    lines = recipe_lines(args.recipe)
+    extra = ["--device", args.device] if args.device else []
+    for i, argv in enumerate(lines, 1):
+        if args.only and not any(part in " ".join(argv) for part in args.only):
+            continue
+        print(f"[{i}/{len(lines)}] python -m aecore {shlex.join(argv)}", file=sys.stderr)
+        status = main(argv + extra)
+        if status:
+            return status
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -151,10 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p = sub.add_parser("list", help="list the models in a folder")
     p.add_argument("folder", nargs="?", default="pretrained")
+    p = sub.add_parser("rebuild", help="replay a recipe file: every model it lists is trained again")
+    p.add_argument("recipe", nargs="?", default="pretrained/recipe.txt")
+    p.add_argument("--device", help="train every model on this device (e.g. cuda)")
+    p.add_argument("--only", nargs="*", help="replay only the lines containing one of these strings")
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        return {"train": run_train, "eval": run_eval, "list": run_list}[args.command](args)
+        commands = {"train": run_train, "eval": run_eval, "list": run_list, "rebuild": run_rebuild}
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ ARCHS = ("dense", "conv")
 BOTTLENECKS = ("deterministic", "variational")
 SPARSITIES = ("none", "l1", "kl")
 LOSSES = ("bce", "mse")
+SCHEDULES = ("constant", "cosine")
 NOISES = ("none", "gaussian", "salt-pepper", "masking")
 
 # Bounds keep a spec (and so a checkpoint's metadata) from asking for absurd allocations.
@@ -151,6 +152,7 @@ class TrainSpec:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
+    schedule: str = "constant"
     loss: str = "bce"
     noise: str = "none"
     noise_level: float = 0.0
@@ -165,6 +167,7 @@ class TrainSpec:
         _check(_is_int(self.batch_size) and 1 <= self.batch_size <= 65_536, "batch_size",
                f"must be an integer from 1 to 65536, got {self.batch_size!r}")
         _check(_is_number(self.lr) and self.lr > 0, "lr", f"the learning rate must be a number > 0, got {self.lr!r}")
+        _check(self.schedule in SCHEDULES, "schedule", f"must be one of {SCHEDULES}, got {self.schedule!r}")
         _check(self.loss in LOSSES, "loss", f"must be one of {LOSSES}, got {self.loss!r}")
         _check(self.noise in NOISES, "noise", f"must be one of {NOISES}, got {self.noise!r}")
         _check(_is_number(self.noise_level) and 0 <= self.noise_level <= 1, "noise_level",

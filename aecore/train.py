@@ -118,6 +118,10 @@ def fit(model: Autoencoder, train, val=None, spec: TrainSpec = TrainSpec(),
     if spec.pretrain_epochs:
         _pretrain_layers(model, x_all, spec, stop)
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    total_steps = spec.epochs * math.ceil(len(x_all) / spec.batch_size)
+    # cosine decay to zero over the whole run: the last epochs fine-tune, which sharpens reconstructions
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     gen = torch.Generator(device=device).manual_seed(spec.seed)
     history: list[dict] = []
     good_state = copy.deepcopy(model.state_dict())
@@ -148,6 +152,8 @@ def fit(model: Autoencoder, train, val=None, spec: TrainSpec = TrainSpec(),
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt.step()
+            if spec.schedule == "cosine":
+                sched.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(x)
             seen += len(x)
