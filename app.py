@@ -30,6 +30,11 @@ def home():
         st.page_link("pages/reconstruct.py", label="2. Reconstruct — inputs, outputs and their error, worst first",
                      icon="🔁")
         st.page_link("pages/denoise.py", label="3. Denoise — add noise and see what the model removes", icon="✨")
+        st.page_link("pages/latent.py", label="4. Latent space — map the codes, click into clusters", icon="🗺️")
+        st.page_link("pages/vae_lab.py", label="5. VAE lab — interpolate, sample and traverse a VAE's code",
+                     icon="🧪")
+        st.page_link("pages/compare.py", label="6. Compare — what a bottleneck costs, model against model",
+                     icon="📊")
         st.markdown("Try a small code (2–4) and a large one (32): the smaller the code, the blurrier the copy — "
                     "and the more the model had to *understand* to make it.")
     if ctx and ctx.model is not None:
@@ -43,6 +48,9 @@ pages = [
     st.Page("pages/train.py", title="Train", icon="🏋️"),
     st.Page("pages/reconstruct.py", title="Reconstruct", icon="🔁"),
     st.Page("pages/denoise.py", title="Denoise", icon="✨"),
+    st.Page("pages/latent.py", title="Latent space", icon="🗺️"),
+    st.Page("pages/vae_lab.py", title="VAE lab", icon="🧪"),
+    st.Page("pages/compare.py", title="Compare", icon="📊"),
 ]
 page = st.navigation(pages)
 st.session_state["ctx"] = sidebar()
