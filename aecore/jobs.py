@@ -11,7 +11,7 @@ import torch
 from .data import ImageDataset
 from .models import ModelSpec, TrainSpec, build_model
 from .projection import aligned_frame
-from .train import TrainingDiverged, fit
+from .train import TrainingDiverged, _check_fit, fit
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ THREADS_PER_JOB = max(1, (os.cpu_count() or 1) // MAX_JOBS)
 _slots = threading.Semaphore(MAX_JOBS)
 _queue: list["TrainingJob"] = []
 _queue_lock = threading.Lock()
+# what a report adds to its history entry: pictures and codes for the live view
+PREVIEW_KEYS = ("inputs", "reconstructions", "codes", "map", "epochs")
 
 
 class TrainingJob:
@@ -80,6 +82,13 @@ class TrainingJob:
         per_epoch = sum(r["seconds"] for r in self.reports) / len(self.reports)
         return per_epoch * (self.train_spec.epochs - len(self.reports))
 
+    @property
+    def history_so_far(self) -> list[dict]:
+        """Return the history of the epochs finished so far (the final history once the job has ended)."""
+        if self.history:
+            return self.history
+        return [{k: v for k, v in r.items() if k not in PREVIEW_KEYS} for r in list(self.reports)]
+
     def _on_epoch(self, report: dict) -> None:
         previous = self.reports[-1]["map"] if self.reports else None
         report["map"] = aligned_frame(report["codes"], previous)
@@ -106,3 +115,47 @@ class TrainingJob:
             finally:
                 self.model.to("cpu").eval()
                 self.finished = time.time()
+
+
+def check_settings(model_spec: ModelSpec, train_spec: TrainSpec, n_train: int) -> None:
+    """Return None when fit() would accept these settings on n_train images, else raise its ValueError (naming the field)."""
+    # fit() checks only the spec and the data's shape and length, so a stand-in model and a zero-copy tensor suffice
+    stand_in = _SpecOnly(model_spec)
+    _check_fit(stand_in, torch.empty(1, *model_spec.input_shape).expand(n_train, -1, -1, -1), train_spec)
+
+
+class _SpecOnly:
+    """What _check_fit reads of a model, without building its weights."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.linear_output = spec.activation is None
+
+
+_owners: dict[TrainingJob, tuple[str, float]] = {}  # job -> (owner session id, when it was last seen alive)
+_owners_lock = threading.Lock()
+
+
+def register(job: TrainingJob, owner: str) -> None:
+    """Record which browser session owns a job, so the job can be stopped when that session goes away."""
+    with _owners_lock:
+        _owners[job] = (owner, time.time())
+
+
+def stop_orphaned(is_alive, grace_seconds: float = 30.0, now: float | None = None) -> list[TrainingJob]:
+    """Stop and return the jobs whose owner has not been alive for `grace_seconds`; forget finished jobs."""
+    now = time.time() if now is None else now
+    stopped = []
+    with _owners_lock:
+        for job, (owner, seen) in list(_owners.items()):
+            if job.done:
+                del _owners[job]
+            elif is_alive(owner):
+                _owners[job] = (owner, now)
+            elif now - seen > grace_seconds:
+                job.stop()
+                stopped.append(job)
+                del _owners[job]
+    if stopped:
+        log.info("stopped %d training job(s) whose browser session closed", len(stopped))
+    return stopped

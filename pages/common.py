@@ -1,11 +1,15 @@
 """What every page shares: the sidebar (data set, model, device), cached data and models, small helpers."""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 import torch
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import aecore as ae
 
@@ -66,8 +70,26 @@ def session_runs() -> dict:
     return st.session_state.setdefault("runs", {})
 
 
+@st.cache_resource
+def orphan_watchdog() -> threading.Thread:
+    """Return the one server-wide thread that stops the training jobs of browser sessions that have closed."""
+    def watch():
+        while True:
+            time.sleep(5)
+            if Runtime.exists():
+                ae.jobs.stop_orphaned(Runtime.instance().is_active_session)
+
+    thread = threading.Thread(target=watch, name="orphan-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
 def add_run(job) -> None:
     """Keep a new run in this session, dropping the oldest finished one beyond MAX_RUNS."""
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        orphan_watchdog()
+        ae.jobs.register(job, ctx.session_id)
     runs = session_runs()
     runs[job.name] = job
     finished = [k for k, j in runs.items() if j.done]

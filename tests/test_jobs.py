@@ -1,0 +1,42 @@
+import aecore as ae
+
+
+def _job(digits_split, name, epochs=200):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("deep", train.shape, train=dict(epochs=epochs))
+    return ae.jobs.TrainingJob(name, "digits", train, val, model_spec, train_spec)
+
+
+def test_a_job_trains_in_the_background_and_reports_each_epoch(digits_split):
+    job = _job(digits_split, "bg", epochs=3).start()
+    job.join(120)
+    assert job.status == "done" and job.progress == 1.0
+    assert [r["epoch"] for r in job.reports] == [1, 2, 3]
+    assert job.reports[-1]["map"].shape == (len(digits_split[1]), 2)
+    assert job.history[-1]["val"]["total"] < job.history[0]["val"]["total"]
+
+
+def test_jobs_of_a_closed_session_are_stopped_after_a_grace_period(digits_split):
+    mine, theirs = _job(digits_split, "mine").start(), _job(digits_split, "theirs").start()
+    ae.jobs.register(mine, "session-a")
+    ae.jobs.register(theirs, "session-b")
+    alive = {"session-a": True, "session-b": False}
+    assert ae.jobs.stop_orphaned(alive.get, grace_seconds=30) == []  # within the grace period nothing stops
+    stopped = ae.jobs.stop_orphaned(alive.get, grace_seconds=30, now=ae.jobs.time.time() + 60)
+    assert stopped == [theirs]
+    theirs.join(60)
+    assert theirs.status == "stopped" and mine.status in ("queued", "running")
+    mine.stop()
+    mine.join(60)
+    assert mine.status == "stopped"
+
+
+def test_a_failing_job_ends_with_a_message_and_others_go_on(digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("deep", train.shape, train=dict(epochs=3, lr=10.0))
+    bad = ae.jobs.TrainingJob("bad", "digits", train, val, model_spec, train_spec).start()
+    good = _job(digits_split, "good", epochs=2).start()
+    bad.join(60)
+    good.join(120)
+    assert bad.status == "failed" and "lower learning rate" in bad.error
+    assert good.status == "done"
