@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError, load, read_card, save
 from .data import load_dataset
+from .latent import encode_dataset, factor_scores
 from .metrics import evaluate, pca_mse
 from .models import PRESETS, build_model, preset
 from .train import TrainingDiverged, fit, pick_device
@@ -33,7 +34,7 @@ def train_parser(sub) -> None:
         p.add_argument(flag, type=kind, help="model option (overrides the preset)")
     for flag, kind in (("--epochs", int), ("--batch-size", int), ("--lr", float), ("--schedule", str),
                        ("--loss", str), ("--noise", str), ("--noise-level", float), ("--weight-decay", float),
-                       ("--pretrain-epochs", int), ("--seed", int), ("--device", str)):
+                       ("--pretrain-epochs", int), ("--seed", int), ("--device", str), ("--precision", str)):
         p.add_argument(flag, type=kind, help="training option (overrides the preset)")
 
 
@@ -59,7 +60,7 @@ def run_train(args) -> int:
     model_opts = _options(args, ("code_size", "hidden", "activation", "beta", "sparsity", "sparsity_weight",
                                  "sparsity_rho"))
     train_opts = _options(args, ("epochs", "batch_size", "lr", "schedule", "loss", "noise", "noise_level",
-                                 "weight_decay", "pretrain_epochs", "seed", "device"))
+                                 "weight_decay", "pretrain_epochs", "seed", "device", "precision"))
     model_spec, train_spec = preset(args.preset, train.shape, model_opts, train_opts)
     from tqdm import tqdm
 
@@ -79,6 +80,9 @@ def run_train(args) -> int:
     metrics = evaluate(model, test)
     metrics["pca_mse"] = pca_mse(train.images, test.images, model_spec.code_size)
     metrics["split"] = "heldout" if args.split == "train" else "validation"
+    if test.factors is not None:
+        # how well single code dimensions track the true factors (sprites), so the card can say it
+        metrics["factors"] = factor_scores(encode_dataset(model, test), test.factors)
     extra = {"preset": args.preset, "train_seconds": seconds, "device": str(pick_device(train_spec.device)),
              "command": "python -m aecore " + shlex.join(args.argv)}
     save(model, args.out, train_spec=train_spec, history=history, metrics=metrics, extra=extra,
@@ -186,3 +190,75 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _train_option_names() -> set[str]:
+    """Return the spec fields that `python -m aecore train` takes as flags, read from its own parser."""
+    sub = argparse.ArgumentParser().add_subparsers(dest="command")
+    train_parser(sub)
+    args = sub.choices["train"].parse_args(["--dataset", "-", "--preset", "conv", "--out", "-"])
+    return set(vars(args)) - {"dataset", "preset", "split", "out"}
+
+
+def run_overrides(preset_name: str, model_spec, train_spec) -> tuple[dict, dict]:
+    """Return the (model, train) options that turn a preset into these specs; the code size is always named."""
+    base_model, base_train = preset(preset_name, model_spec.input_shape)
+    model = {k: getattr(model_spec, k) for k, v in model_spec.to_dict().items()
+             if k == "code_size" or (k != "input_shape" and v != base_model.to_dict()[k])}
+    # preset() shrinks the default code for tiny inputs only when no code size is given, so naming it keeps runs exact
+    train = {k: getattr(train_spec, k) for k, v in train_spec.to_dict().items() if v != base_train.to_dict()[k]}
+    return model, train
+
+
+def _flag_value(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def default_out(dataset: str, preset_name: str, code_size: int) -> str:
+    """Return a readable file name for a trained model, e.g. digits-conv-z16.safetensors."""
+    family = Path(dataset.split(":", 1)[-1]).name or "data"
+    return f"{family}-{preset_name}-z{code_size}.safetensors"
+
+
+def train_command(dataset: str, preset_name: str, model_spec, train_spec, out: str | None = None) -> str:
+    """Return the `python -m aecore train ...` command that trains these specs on the same split the app uses."""
+    model, train = run_overrides(preset_name, model_spec, train_spec)
+    flags = _train_option_names()
+    missing = sorted((set(model) | set(train)) - flags)
+    if missing:
+        raise ValueError(f"{missing[0]}: the command line has no flag for this option; use the Python lines instead")
+    out = out or default_out(dataset, preset_name, model_spec.code_size)
+    argv = ["train", "--dataset", dataset, "--preset", preset_name, "--split", "all"]
+    for name, value in {**model, **train}.items():
+        argv += ["--" + name.replace("_", "-"), _flag_value(value)]
+    return "python -m aecore " + shlex.join(argv + ["--out", out])
+
+
+def _call_args(options: dict) -> str:
+    return "dict(" + ", ".join(f"{k}={v!r}" for k, v in options.items()) + ")"
+
+
+def python_snippet(dataset: str, preset_name: str, model_spec, train_spec, max_train: int | None = None,
+                   max_val: int | None = None, out: str | None = None) -> str:
+    """Return the few lines of Python that train these specs on the same images the app uses and save the model."""
+    model, train = run_overrides(preset_name, model_spec, train_spec)
+    out = out or default_out(dataset, preset_name, model_spec.code_size)
+    lines = ["import aecore as ae", "",
+             f"ds = ae.load_dataset({dataset!r})",
+             "train, val = ds.split(0.9, seed=0)"]
+    if max_train:
+        lines.append(f"train = train.subset(slice(0, {max_train}))")
+    if max_val:
+        lines.append(f"val = val.subset(slice(0, {max_val}))")
+    lines += [f"model_spec, train_spec = ae.preset({preset_name!r}, ds.shape,",
+              f"                                   model={_call_args(model)}"
+              + (f",\n                                   train={_call_args(train)})" if train else ")"),
+              "model = ae.build_model(model_spec, seed=train_spec.seed)",
+              "history = ae.fit(model, train, val, train_spec)",
+              f"ae.save(model, {out!r}, train_spec=train_spec, history=history,",
+              f"        dataset={{'name': {dataset!r}, 'shape': list(ds.shape), 'classes': ds.classes}})"]
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ import torch
 from .data import ImageDataset
 from .models import ModelSpec, TrainSpec, build_model
 from .projection import aligned_frame
-from .train import TrainingDiverged, _check_fit, fit
+from .train import TrainingDiverged, check_fit, fit
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +119,7 @@ class TrainingJob:
 
 def check_settings(model_spec: ModelSpec, train_spec: TrainSpec, n_train: int) -> None:
     """Return None when fit() would accept these settings on n_train images, else raise its ValueError (naming the field)."""
-    # fit() checks only the spec and the data's shape and length, so a stand-in model and a zero-copy tensor suffice
-    stand_in = _SpecOnly(model_spec)
-    _check_fit(stand_in, torch.empty(1, *model_spec.input_shape).expand(n_train, -1, -1, -1), train_spec)
-
-
-class _SpecOnly:
-    """What _check_fit reads of a model, without building its weights."""
-
-    def __init__(self, spec: ModelSpec):
-        self.spec = spec
-        self.linear_output = spec.activation is None
+    check_fit(model_spec, train_spec, model_spec.input_shape, n_train)
 
 
 _owners: dict[TrainingJob, tuple[str, float]] = {}  # job -> (owner session id, when it was last seen alive)

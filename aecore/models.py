@@ -21,6 +21,7 @@ BOTTLENECKS = ("deterministic", "variational")
 SPARSITIES = ("none", "l1", "kl")
 LOSSES = ("bce", "mse")
 SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
 NOISES = ("none", "gaussian", "salt-pepper", "masking")
 
 # Bounds keep a spec (and so a checkpoint's metadata) from asking for absurd allocations.
@@ -160,6 +161,7 @@ class TrainSpec:
     pretrain_epochs: int = 0
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto: bfloat16 autocast where the CPU computes it natively, else float32
 
     def __post_init__(self):
         _check(_is_int(self.epochs) and 1 <= self.epochs <= 10_000, "epochs",
@@ -176,6 +178,7 @@ class TrainSpec:
                f"must be a number >= 0, got {self.weight_decay!r}")
         _check(_is_int(self.pretrain_epochs) and 0 <= self.pretrain_epochs <= 1000, "pretrain_epochs",
                f"must be an integer from 0 to 1000, got {self.pretrain_epochs!r}")
+        _check(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {self.precision!r}")
         _check(_is_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
         _check(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), "device",
                f"must be auto, cpu, cuda or mps, got {self.device!r}")
