@@ -4,7 +4,7 @@ import torch
 
 import aecore as ae
 from aecore import viz
-from pages.common import context, sidebar
+from pages.common import context, sidebar, umap_warm_up
 
 st.set_page_config(page_title="Autoencoder Explorer", page_icon="⏳", layout="wide")
 
@@ -52,6 +52,7 @@ pages = [
     st.Page("pages/vae_lab.py", title="VAE lab", icon="🧪"),
     st.Page("pages/compare.py", title="Compare", icon="📊"),
 ]
+umap_warm_up()
 page = st.navigation(pages)
 st.session_state["ctx"] = sidebar()
 page.run()

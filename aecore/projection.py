@@ -5,43 +5,47 @@ import numpy as np
 import torch
 
 METHODS = ("pca", "tsne", "umap")
+# openTSNE with Barnes-Hut gradients, an exact neighbour search, a coarser tree (theta) and 350 iterations after
+# the standard 250 of early exaggeration: on 5,000 32-D MNIST codes this took 0.29x the CPU time of scikit-learn's
+# TSNE at a trustworthiness 0.0002 lower (0.9980 against 0.9982); annoy's approximate search cost more than it
+# saved at these sizes.
+TSNE_SETTINGS = dict(negative_gradient_method="bh", neighbors="exact", theta=0.8, early_exaggeration_iter=250,
+                     n_iter=350)
+TSNE_CALLBACK_EVERY = 25
 
 
 def _array(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def projector(method: str = "pca", n_components: int = 2, seed: int = 0, **params):
-    """Return an unfitted scikit-learn-style estimator (fit / fit_transform) for the named projection."""
+def _check_method(method: str, n_components: int) -> None:
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
     if n_components not in (2, 3):
         raise ValueError(f"n_components: must be 2 or 3, got {n_components}")
+
+
+def projector(method: str = "pca", n_components: int = 2, seed: int = 0, **params):
+    """Return an unfitted estimator for the named projection: fit_transform maps codes, transform places new ones."""
+    _check_method(method, n_components)
     if method == "pca":
         from sklearn.decomposition import PCA
         return PCA(n_components=n_components, random_state=seed)
     if method == "tsne":
-        from sklearn.manifold import TSNE
-        return TSNE(n_components=n_components, random_state=seed, init="pca",
-                    perplexity=params.get("perplexity", 30.0))
+        from openTSNE.sklearn import TSNE  # unlike scikit-learn's, it can place new points on a fitted map
+
+        return TSNE(n_components=n_components, random_state=seed, initialization="pca",
+                    perplexity=params.get("perplexity", 30.0), n_jobs=torch.get_num_threads(),
+                    callbacks=params.get("callbacks"), callbacks_every_iters=TSNE_CALLBACK_EVERY, **TSNE_SETTINGS)
     import umap  # imported on first use: it costs seconds of numba compilation
 
     return umap.UMAP(n_components=n_components, random_state=seed, n_neighbors=params.get("n_neighbors", 15),
-                     min_dist=params.get("min_dist", 0.1), n_jobs=1)
+                     min_dist=params.get("min_dist", 0.1), n_epochs=params.get("n_epochs"), n_jobs=1)
 
 
 def project(codes, method: str = "pca", n_components: int = 2, seed: int = 0, **params) -> np.ndarray:
     """Return the codes (N, D) projected to (N, n_components) float32 with the named method."""
-    x = _array(codes).astype(np.float32).reshape(len(codes), -1)
-    if len(x) < 3:
-        raise ValueError(f"codes: need at least 3 points to project, got {len(x)}")
-    if method == "tsne":
-        params["perplexity"] = min(params.get("perplexity", 30.0), (len(x) - 1) / 3)
-    if method == "umap":
-        params["n_neighbors"] = min(params.get("n_neighbors", 15), len(x) - 1)
-    if x.shape[1] <= n_components and method == "pca":
-        return np.pad(x, ((0, 0), (0, n_components - x.shape[1])))
-    return projector(method, n_components, seed, **params).fit_transform(x).astype(np.float32)
+    return fit_projection(codes, method, n_components, seed, **params)[1]
 
 
 def trustworthiness(codes, embedding, k: int = 5) -> float:
@@ -76,3 +80,140 @@ def aligned_frame(codes, previous: np.ndarray | None = None) -> np.ndarray:
         rotation, _ = orthogonal_procrustes(y, previous)
         y = y @ rotation
     return y.astype(np.float32)
+
+
+class _Padded:
+    """A 'projection' of codes with no more dimensions than the map: the codes themselves, zero-padded."""
+
+    def __init__(self, n_components: int):
+        self.n_components = n_components
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Return x padded with zero columns to n_components."""
+        return np.pad(x, ((0, 0), (0, self.n_components - x.shape[1])))
+
+
+def _checked_params(method: str, n: int, params: dict) -> dict:
+    # neighbourhood sizes must stay below the number of points, whatever the user asked for
+    params = dict(params)
+    if method == "tsne":
+        params["perplexity"] = min(params.get("perplexity", 30.0), (n - 1) / 3)
+    if method == "umap":
+        params["n_neighbors"] = min(params.get("n_neighbors", 15), n - 1)
+    return params
+
+
+def fit_projection(codes, method: str = "pca", n_components: int = 2, seed: int = 0, progress=None,
+                   **params) -> tuple[object, np.ndarray]:
+    """Return (fitted projector, map (N, n_components) float32); `place` puts new codes on that map.
+
+    `progress(fraction)` is called as t-SNE optimises (every 25 iterations); PCA and UMAP report only at the end.
+    """
+    _check_method(method, n_components)
+    x = _array(codes).astype(np.float32).reshape(len(codes), -1)
+    if len(x) < 3:
+        raise ValueError(f"codes: need at least 3 points to project, got {len(x)}")
+    params = _checked_params(method, len(x), params)
+    if x.shape[1] <= n_components and method == "pca":
+        fitted = _Padded(n_components)
+        return fitted, fitted.transform(x).astype(np.float32)
+    hook = [progress]  # emptied after the fit, so placing points later does not report into a stale display
+    if method == "tsne" and progress is not None:
+        steps = TSNE_SETTINGS["early_exaggeration_iter"] + TSNE_SETTINGS["n_iter"]
+        calls = [0]
+
+        def tick(*_):
+            calls[0] += 1
+            if hook[0] is not None:
+                hook[0](min(1.0, calls[0] * TSNE_CALLBACK_EVERY / steps))
+            return False
+
+        params["callbacks"] = tick
+    fitted = projector(method, n_components, seed, **params)
+    embedding = fitted.fit_transform(x).astype(np.float32)
+    hook[0] = None
+    if progress is not None:
+        progress(1.0)
+    return fitted, embedding
+
+
+def place(fitted, codes) -> np.ndarray:
+    """Return new codes (M, D) placed on a map made by `fit_projection`, as (M, n_components) float32."""
+    x = _array(codes).astype(np.float32).reshape(len(codes), -1)
+    return np.asarray(fitted.transform(x), dtype=np.float32)
+
+
+def trustworthiness_chunked(codes, embedding, k: int = 5, chunk: int = 512) -> float:
+    """Return the same trustworthiness as `trustworthiness`, in memory of chunk x N rather than N x N."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = _array(codes).astype(np.float64).reshape(len(codes), -1)
+    n = len(x)
+    if not 0 < k < n / 2:
+        raise ValueError(f"k: must be between 1 and {int(np.ceil(n / 2)) - 1} for {n} points, got {k}")
+    near = NearestNeighbors(n_neighbors=k).fit(_array(embedding)).kneighbors(return_distance=False)
+    sq = (x ** 2).sum(1)
+    penalty = 0.0
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(start + chunk, n))
+        d = sq[rows, None] + sq[None, :] - 2 * x[rows] @ x.T
+        d[np.arange(len(rows)), rows] = np.inf  # a point is not its own neighbour
+        dj = np.take_along_axis(d, near[rows], axis=1)
+        rank = (d[:, None, :] < dj[:, :, None]).sum(-1) + 1  # 1 = the nearest in the original space
+        penalty += np.clip(rank - k, 0, None).sum()
+    return float(1 - penalty * 2.0 / (n * k * (2 * n - 3 * k - 1)))
+
+
+def code_quality(codes, images, labels, k: int = 5, max_points: int = 5000, seed: int = 0) -> dict:
+    """Return k-NN accuracies {"codes", "pixels", "pca", "dims", "points"}: the codes, raw pixels, and PCA of the
+    pixels with as many dimensions as the code, on the same (at most max_points) images and folds."""
+    from sklearn.decomposition import PCA
+
+    z, x, y = _array(codes).reshape(len(codes), -1), _array(images).reshape(len(images), -1), _array(labels)
+    if len(z) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(len(z), max_points, replace=False))
+        z, x, y = z[keep], x[keep], y[keep]
+    dims = z.shape[1]
+    pca = PCA(n_components=min(dims, *x.shape), random_state=seed).fit_transform(x)
+    return {"codes": knn_accuracy(z, y, k, seed=seed), "pixels": knn_accuracy(x, y, k, seed=seed),
+            "pca": knn_accuracy(pca, y, k, seed=seed), "dims": dims, "points": len(z)}
+
+
+def map_csv(index, coords, codes, labels=None, classes=None, errors=None, factors: dict | None = None) -> str:
+    """Return CSV text, one row per point: its index in the data set, label, error, factors, map and code."""
+    coords, codes = _array(coords), _array(codes).reshape(len(codes), -1)
+    columns = {"index": _array(index).astype(int)}
+    if labels is not None:
+        labels = _array(labels).astype(int)
+        columns["label"] = labels
+        if classes:
+            columns["class"] = np.asarray(classes, dtype=object)[labels]
+    if errors is not None:
+        columns["reconstruction_mse"] = _array(errors)
+    for name, values in (factors or {}).items():
+        columns[f"factor_{name}"] = _array(values)
+    columns.update({"xyz"[i]: coords[:, i] for i in range(coords.shape[1])})
+    columns.update({f"code_{i}": codes[:, i] for i in range(codes.shape[1])})
+    lines = [",".join(columns)]
+    cells = [[_cell(v) for v in values] for values in columns.values()]
+    lines += [",".join(row) for row in zip(*cells)]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v) -> str:
+    if isinstance(v, str):
+        return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n') else v
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.6g}"
+    return str(v)
+
+
+def warm_up_umap(seed: int = 0) -> float:
+    """Run a tiny UMAP once so numba compiles its code now, not on a person's first request; return the seconds."""
+    import time
+
+    t0 = time.perf_counter()
+    # above 4,096 points UMAP switches to approximate neighbours (pynndescent), which compiles code of its own
+    points = np.random.default_rng(seed).normal(size=(4500, 8)).astype(np.float32)
+    projector("umap", 2, seed, n_epochs=20).fit(points)
+    return time.perf_counter() - t0

@@ -1,6 +1,8 @@
 """What every page shares: the sidebar (data set, model, device), cached data and models, small helpers."""
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -68,6 +70,21 @@ def pretrained_cards() -> dict[str, dict]:
 def session_runs() -> dict:
     """Return this browser session's training runs, by name (its own: no session sees another's)."""
     return st.session_state.setdefault("runs", {})
+
+
+@st.cache_resource
+def umap_warm_up() -> threading.Thread | None:
+    """Return the background thread, started once per server, that compiles UMAP before anyone asks for a map."""
+    if os.environ.get("AECORE_WARM_UP", "1") == "0":  # the test suite trains on both cores instead
+        return None
+
+    def warm():
+        seconds = ae.projection.warm_up_umap()
+        logging.getLogger("aecore").info("UMAP warmed up in %.1f s", seconds)
+
+    thread = threading.Thread(target=warm, name="umap-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource

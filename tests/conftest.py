@@ -9,6 +9,7 @@ import aecore as ae
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("AECORE_DATA_DIR", ROOT.parent / "shared" / "data"))
 MNIST = DATA_DIR / "mnist"
+os.environ.setdefault("AECORE_WARM_UP", "0")  # no background UMAP compilation while tests train
 
 
 @pytest.fixture(scope="session")
