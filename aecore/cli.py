@@ -136,7 +136,8 @@ def run_list(args) -> int:
         if "error" in r:
             print(f"{r['file']:40} refused: {r['error']}")
             continue
-        ratio = r["mse"] / r["pca_mse"] if r["mse"] is not None and r["pca_mse"] else None
+        # a code as large as the image makes PCA exact (pca_mse ~ 0): no meaningful ratio then
+        ratio = r["mse"] / r["pca_mse"] if r["mse"] is not None and (r["pca_mse"] or 0) > 1e-9 else None
         print(f"{r['file']:40} {r['dataset'][:22]:22} {r['type']:10} {r['code']:>4} {fmt(r['mse'], 5):>8} "
               f"{fmt(r['pca_mse'], 5):>8} {fmt(ratio, 2):>6} {fmt(r['psnr'], 2):>6} {fmt(r['ssim'], 3):>6}")
     return 0

@@ -69,7 +69,8 @@ def loss_figure(history: list[dict], title: str | None = "Loss per image") -> go
                 fig.add_scatter(x=epochs, y=ys, name=f"{term} ({split})", mode="lines+markers",
                                 line=dict(color=color, dash=dash))
     fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title="loss", type="log")
+    # plain number labels: terms a few decades apart (a VAE's KL and reconstruction) otherwise get cryptic ticks
+    fig.update_yaxes(title="loss", type="log", tickformat="~g")
     return _layout(fig, title)
 
 
@@ -117,3 +118,186 @@ def curves_figure(x, series: dict[str, list], xlabel: str, ylabel: str, title: s
     fig.update_xaxes(title=xlabel)
     fig.update_yaxes(title=ylabel)
     return _layout(fig, title, height)
+
+
+def frame_ranges(frames, pad: float = 0.1) -> tuple[list[float], list[float]]:
+    """Return one (x range, y range) that holds every 2-D frame, centred on 0, so an animation keeps its axes still."""
+    reach = max((float(np.abs(np.asarray(f)[:, :2]).max()) for f in frames if len(f)), default=1.0)
+    r = reach * (1 + pad)
+    return [-r, r], [-r, r]
+
+
+def stacked(*rows, cell: int = CELL_PIXELS, pad: int = 2) -> list[np.ndarray]:
+    """Return one picture per image: the i-th image of every row (tensor or uint8 (N, H, W, 3)), top to bottom."""
+    pics = [r if isinstance(r, np.ndarray) else _rgb(r) for r in rows]
+    return [tile(np.stack([p[i] for p in pics]), ncols=1, cell=cell, pad=pad) for i in range(len(pics[0]))]
+
+
+def histogram_figure(series: dict[str, list], xlabel: str, title: str | None = None, marks: dict | None = None,
+                     height: int = 280) -> go.Figure:
+    """Return overlaid histograms of named series, with optional labelled vertical marks {label: x}."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(series.items()):
+        fig.add_histogram(x=np.asarray(values, dtype=float), name=name, opacity=0.6, histnorm="percent",
+                          marker_color=PALETTE[i % len(PALETTE)], nbinsx=40)
+    for j, (label, x) in enumerate((marks or {}).items()):
+        fig.add_vline(x=float(x), line_dash="dash", line_color=PALETTE[(len(series) + j) % len(PALETTE)],
+                      annotation_text=label)
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title=xlabel)
+    fig.update_yaxes(title="% of images")
+    return _layout(fig, title, height)
+
+
+def gif_bytes(images: torch.Tensor, duration_ms: int = 120, cell: int = CELL_PIXELS, boomerang: bool = True) -> bytes:
+    """Return an endlessly looping animated GIF of images (N, C, H, W), one crisp frame each; boomerang plays back too."""
+    import io
+
+    from PIL import Image
+
+    frames = [Image.fromarray(tile(images[i:i + 1], 1, cell, 0)) for i in range(len(images))]
+    if boomerang and len(frames) > 2:
+        frames += frames[-2:0:-1]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
+    return buf.getvalue()
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """Return a (H, W, 3) uint8 picture, e.g. from tile(), as PNG file bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def kl_figure(kl, threshold: float = 0.01, height: int = 280) -> go.Figure:
+    """Return a bar chart of each code dimension's KL (nats, log scale), most informative first, inactive ones grey."""
+    kl = np.asarray(kl, dtype=float).reshape(-1)
+    order = np.argsort(-kl, kind="stable")
+    names = [f"z{d + 1}" for d in order]
+    colors = [PALETTE[0] if kl[d] > threshold else "#BBBBBB" for d in order]
+    fig = go.Figure(go.Bar(x=names, y=np.maximum(kl[order], 1e-5), marker_color=colors, width=0.6,
+                           customdata=kl[order], hovertemplate="%{x}: %{customdata:.4f} nats<extra></extra>"))
+    fig.add_hline(y=threshold, line_dash="dash", line_color=PALETTE[5])
+    # on a log axis an annotation's y is the exponent, so the label is placed by hand
+    fig.add_annotation(x=1, xref="paper", y=math.log10(threshold), yref="y", text=f"active above {threshold:g} nats",
+                       showarrow=False, xanchor="right", yanchor="bottom", font=dict(color=PALETTE[5]))
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, title="code dimension")
+    fig.update_yaxes(type="log", dtick=1, title="KL from the prior (nats)")
+    fig.update_layout(showlegend=False)
+    return _layout(fig, None, height)
+
+
+def latent_map_figure(xy, labels=None, classes=None, index=None, paths: dict | None = None,
+                      marks: dict | None = None, axis_titles=("", ""), height: int = 440) -> go.Figure:
+    """Return a clickable 2-D map of codes by class (each point carries its data set index as customdata), with
+    paths {name: (K, 2)} drawn as lines and marks {name: (x, y)} as labelled stars."""
+    xy = np.asarray(xy, dtype=float)
+    labels = np.zeros(len(xy), dtype=int) if labels is None else np.asarray(labels)
+    index = np.arange(len(xy)) if index is None else np.asarray(index)
+    fig = go.Figure()
+    for k in np.unique(labels):
+        pick = labels == k
+        name = classes[k] if classes is not None and k < len(classes) else str(k)
+        # SVG, not WebGL: WebGL points would be drawn over the paths and the stars
+        fig.add_scatter(x=xy[pick, 0], y=xy[pick, 1], mode="markers", name=name, customdata=index[pick],
+                        hovertemplate=f"{name} · image %{{customdata}}<extra></extra>",
+                        marker=dict(size=6, color=PALETTE[int(k) % len(PALETTE)], opacity=0.45))
+    for i, (name, path) in enumerate((paths or {}).items()):
+        path = np.asarray(path, dtype=float)
+        fig.add_scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=name, hoverinfo="skip",
+                        line=dict(color="#000000", width=2.5, dash=("solid", "dash", "dot")[i % 3]),
+                        marker=dict(size=6, color="#000000", symbol=("circle", "diamond", "square")[i % 3]))
+    for name, (x, y) in (marks or {}).items():
+        fig.add_scatter(x=[float(x)], y=[float(y)], mode="markers+text", text=[name], textposition="top center",
+                        showlegend=False, hoverinfo="skip", textfont=dict(size=16, color="#000000"),
+                        marker=dict(size=18, symbol="star", color=PALETTE[6], line=dict(color="#000000", width=1.5)))
+    fig.update_xaxes(title=axis_titles[0], zeroline=False)
+    fig.update_yaxes(title=axis_titles[1], zeroline=False, scaleanchor="x")
+    return _layout(fig, None, height)
+
+
+def sweep_figure(x, series: dict[str, list], xlabel: str, ylabel: str, title: str | None = None,
+                 log_x: bool = True, mark: tuple[float, str] | None = None, height: int = 340) -> go.Figure:
+    """Return curves against a swept setting: a log x axis ticked at the swept values, and an optional (x, label) mark."""
+    x = list(x)
+    fig = curves_figure(x, series, xlabel, ylabel, title, height)
+    if log_x:
+        fig.update_xaxes(type="log", tickvals=x, ticktext=[f"{v:g}" for v in x])
+    if mark is not None:
+        fig.add_vline(x=mark[0], line_dash="dot", line_color="#555555", annotation_text=mark[1])
+    return fig
+
+
+def _hover_text(n: int, index, names, hover: dict | None) -> list[str]:
+    index = np.arange(n) if index is None else np.asarray(index)
+    parts = [[f"image #{int(i)}" for i in index]]
+    if names is not None:
+        parts.append([str(s) for s in names])
+    for key, values in (hover or {}).items():
+        parts.append([f"{key} {float(v):.3g}" for v in np.asarray(values)])
+    return [" · ".join(p) for p in zip(*parts)]
+
+
+def projection_figure(coords, labels=None, classes=None, values=None, value_name: str = "value", index=None,
+                      hover: dict | None = None, marks: dict | None = None, colorscale: str = "Cividis",
+                      revision=None, height: int = 600) -> go.Figure:
+    """Return a 2-D or 3-D map of points, by class (one legend entry each) or by a continuous value (colour bar).
+
+    Each point's customdata is its row in `coords`, so a selection maps back to rows whatever the traces; `index`
+    (data set numbers) and `hover` ({name: values}) label the hover text; `marks` ({name: (M, dims)}) adds large
+    marked points whose customdata is -1. The colour scale spans the 1st to 99th percentile, so a few outliers do
+    not wash it out. `revision` keeps zoom and camera across redraws of the same map.
+    """
+    xyz = np.asarray(coords, dtype=float)
+    three = xyz.shape[1] == 3
+    rows = np.arange(len(xyz))
+    labels = None if labels is None else np.asarray(labels).astype(int)
+    names = None if labels is None else [classes[k] if classes and k < len(classes) else str(k) for k in labels]
+    text = np.asarray(_hover_text(len(xyz), index, names, hover), dtype=object)
+    fig = go.Figure()
+
+    def add(pick, name, marker, **kw):
+        axes = dict(x=xyz[pick, 0], y=xyz[pick, 1], **({"z": xyz[pick, 2]} if three else {}))
+        trace = go.Scatter3d if three else go.Scattergl
+        fig.add_trace(trace(**axes, mode="markers", name=name, customdata=rows[pick], text=text[pick],
+                            hovertemplate="%{text}<extra></extra>", marker=marker, **kw))
+
+    size = 3 if three else 5
+    if values is not None:
+        v = np.asarray(values, dtype=float)
+        lo, hi = np.nanpercentile(v, [1, 99]) if len(v) else (0.0, 1.0)
+        add(rows, value_name, dict(size=size, color=v, colorscale=colorscale, cmin=lo, cmax=max(hi, lo + 1e-12),
+                                   opacity=0.85, colorbar=dict(title=dict(text=value_name, side="right"),
+                                                               thickness=14)), showlegend=False)
+    elif labels is not None:
+        for k in np.unique(labels):
+            add(labels == k, classes[k] if classes and k < len(classes) else str(k),
+                dict(size=size, color=PALETTE[int(k) % len(PALETTE)], opacity=0.8))
+    else:
+        add(rows, "codes", dict(size=size, color=PALETTE[0], opacity=0.8), showlegend=False)
+    symbols = ("diamond", "circle") if three else ("star", "circle-open")
+    for i, (name, pts) in enumerate((marks or {}).items()):
+        p = np.asarray(pts, dtype=float).reshape(-1, xyz.shape[1])
+        axes = dict(x=p[:, 0], y=p[:, 1], **({"z": p[:, 2]} if three else {}))
+        trace = go.Scatter3d if three else go.Scatter
+        fig.add_trace(trace(**axes, mode="markers", name=name, customdata=np.full(len(p), -1),
+                            hovertemplate=f"{name}<extra></extra>",
+                            marker=dict(size=(9 if three else 20) + 4 * i, symbol=symbols[i % 2],
+                                        color=PALETTE[6] if i % 2 == 0 else "#000000",
+                                        line=dict(color="#000000", width=2))))
+    plain = dict(showticklabels=False, title="", zeroline=False, showgrid=False)
+    if three:
+        fig.update_layout(scene=dict(xaxis=plain, yaxis=plain, zaxis=plain, aspectmode="data"))
+    else:
+        fig.update_xaxes(**plain, showline=True, mirror=True, linecolor="#DDDDDD")
+        fig.update_yaxes(**plain, showline=True, mirror=True, linecolor="#DDDDDD", scaleanchor="x")
+        fig.update_layout(dragmode="zoom")  # Streamlit turns clicks into selections only outside lasso/box mode
+    _layout(fig, None, height)
+    fig.update_layout(uirevision=revision, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0,
+                                                       itemsizing="constant"))
+    return fig

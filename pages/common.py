@@ -121,7 +121,8 @@ def model_options(family: str) -> dict[str, tuple[str, object]]:
     options = {f"pretrained: {label}": ("pretrained", card["path"])
                for label, card in pretrained_cards().items() if card["family"] == family}
     for name, job in session_runs().items():
-        if dataset_family(job.dataset_name) == family and job.status in ("done", "stopped"):
+        # a run stopped before its first epoch has no trained weights to offer
+        if dataset_family(job.dataset_name) == family and job.status in ("done", "stopped") and job.history:
             options[f"this session: {name}"] = ("run", name)
     return options
 
