@@ -60,3 +60,38 @@ def pca_mse(train: torch.Tensor, test: torch.Tensor, n_components: int) -> float
     pca = PCA(n_components=min(n_components, *a.shape), svd_solver="full").fit(a)
     rec = pca.inverse_transform(pca.transform(b))
     return float(np.mean((rec - b) ** 2))
+
+
+def noise_sweep(clean: torch.Tensor, kind: str, levels, denoisers: dict, seed: int = 0) -> dict[str, dict]:
+    """Return {"psnr": {name: [per level]}, "ssim": {...}} of each denoiser's output against the clean images.
+
+    `denoisers` maps a name to a function from noisy images to images; "noisy input" (no denoising) comes first.
+    Every denoiser sees the same noisy images at a level, and the noise is the same for a seed.
+    """
+    from .noise import add_noise
+
+    names = ["noisy input", *denoisers]
+    result = {"psnr": {n: [] for n in names}, "ssim": {n: [] for n in names}}
+    for level in levels:
+        noisy = add_noise(clean, kind, float(level), torch.Generator().manual_seed(seed))
+        for name in names:
+            out = noisy if name == "noisy input" else denoisers[name](noisy)
+            result["psnr"][name].append(float(psnr(clean, out).mean()))
+            result["ssim"][name].append(float(ssim(clean, out).mean()))
+    return result
+
+
+def percentile_of(values: torch.Tensor, value: float) -> float:
+    """Return the percentage of `values` below `value` (how unusual an image's error is among a data set's)."""
+    return 100.0 * float((values < value).float().mean()) if len(values) else 0.0
+
+
+def fingerprint(model: Autoencoder) -> str:
+    """Return a short hash of a model's spec and weights: the same model gives the same key for caches."""
+    import hashlib
+
+    h = hashlib.sha1(repr(model.spec).encode())
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,3 +1,171 @@
-import streamlit as st
+"""Denoise: add noise, see what the model removes, and compare it with a plain autoencoder and a classical filter."""
+from functools import partial
 
-st.title("denoise")
+import streamlit as st
+import torch
+
+import aecore as ae
+from aecore import viz
+from aecore.metrics import fingerprint, noise_sweep
+from aecore.noise import LEVEL_MAX, gaussian_filter, median_filter
+from pages.common import dataset_family, load_pretrained, model_options, require_model, session_runs
+
+SAMPLE = 200  # images the PSNR and SSIM are averaged over
+SHOWN = 8
+CELL = 88  # pixels per shown image: 8×8 digits at 11×, scaled without blur
+SWEEP_POINTS = 10
+NOISE_NAMES = {"gaussian": "Gaussian (std of added noise)", "salt-pepper": "salt and pepper (share of pixels)",
+               "masking": "masking (share of pixels dropped to black)"}
+FILTERS = {"median filter 3×3": partial(median_filter, size=3),
+           "Gaussian blur σ=1": partial(gaussian_filter, sigma=1.0)}
+THIS = "this model"
+
+
+def sample(ds: ae.ImageDataset) -> torch.Tensor:
+    """Return an evenly spaced sample of the data set's images."""
+    return ds.images[::max(1, -(-len(ds) // SAMPLE))]
+
+
+def trained_models(ctx) -> dict[str, tuple]:
+    """Return {label: (model, TrainSpec, kind)} for every model of this data set that fits its images."""
+    found = {}
+    for label, (kind, ref) in model_options(dataset_family(ctx.dataset_name)).items():
+        try:
+            if kind == "pretrained":
+                model = load_pretrained(ref)
+                spec = model.card["train_spec"]
+            else:
+                job = session_runs()[ref]
+                model, spec = job.model, job.train_spec
+        except (ValueError, KeyError):  # a damaged pretrained file or a run dropped meanwhile: leave it out
+            continue
+        if model.spec.input_shape == ctx.dataset.shape:
+            found[label] = (model, spec, kind)
+    return found
+
+
+def training_words(spec: ae.TrainSpec) -> str:
+    """Return how a model was trained, in words."""
+    if is_plain(spec):
+        return "a plain autoencoder, trained on clean images only"
+    return f"a denoising autoencoder, trained on {spec.noise} noise at level {spec.noise_level:g}"
+
+
+def is_plain(spec: ae.TrainSpec) -> bool:
+    """Return True for a model trained without noise."""
+    return spec.noise == "none" or spec.noise_level <= 0
+
+
+def colour_of(series: str) -> str:
+    """Return a series' colour by its role: noisy input, this model, the other model, the classical filter."""
+    role = {"noisy input": 0, THIS: 1}.get(series, 3 if series in FILTERS else 2)
+    return viz.PALETTE[[0, 5, 2, 3][role]]
+
+
+def levels_for(kind: str) -> list[float]:
+    """Return the noise levels the chart sweeps for a kind of noise."""
+    top = LEVEL_MAX[kind]
+    return [round(top * k / SWEEP_POINTS, 3) for k in range(1, SWEEP_POINTS + 1)]
+
+
+def denoisers(models: dict, filter_name: str) -> dict:
+    """Return {series name: function from noisy images to denoised images}."""
+    out = {name: partial(ae.reconstruct, m) for name, m in models.items()}
+    out[filter_name] = FILTERS[filter_name]
+    return out
+
+
+# Cache keys: each model's aecore.metrics.fingerprint (a hash of its spec and weights; id() could be reused by a
+# new model) with the series names, plus the data set's name; the models and images go unhashed (leading _).
+@st.cache_data(max_entries=32, ttl=3600, show_spinner="Measuring every denoiser at ten noise levels…")
+def sweep(_models: dict, model_keys: tuple, _dataset, dataset_name: str, kind: str, filter_name: str) -> dict:
+    """Return PSNR and SSIM per level for the noisy input, the models and the filter."""
+    return noise_sweep(sample(_dataset), kind, levels_for(kind), denoisers(_models, filter_name))
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def at_level(_models: dict, model_keys: tuple, _dataset, dataset_name: str, kind: str, filter_name: str,
+             level: float) -> dict:
+    """Return PSNR and SSIM at one level, {metric: {series: value}}."""
+    r = noise_sweep(sample(_dataset), kind, [level], denoisers(_models, filter_name))
+    return {metric: {k: v[0] for k, v in series.items()} for metric, series in r.items()}
+
+
+@st.fragment
+def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str, kind: str, filter_name: str,
+               default: float) -> None:
+    """The level slider with what depends on it: images, numbers and the marker on the charts."""
+    level = st.slider("Noise level", 0.0, LEVEL_MAX[kind], default, 0.05, key=f"dn_level_{kind}",
+                      help="Moving it redraws this part of the page only.")
+    clean = ds.images[:SHOWN]
+    noisy = ae.add_noise(clean, kind, level, torch.Generator().manual_seed(0))
+    rows = {"noisy input": noisy, **{name: fn(noisy) for name, fn in denoisers(models, filter_name).items()},
+            "clean original": clean}
+    for name, images in rows.items():
+        left, right = st.columns([1, 5], vertical_alignment="center")
+        left.markdown(f"**{name}**")
+        right.image(viz.tile(images, ncols=SHOWN, cell=CELL))
+    now = at_level(models, keys, ds, dataset_name, kind, filter_name, level)
+    st.markdown(f"**At level {level:.2f}**, averaged over {len(sample(ds))} images (the change is against the noisy "
+                "input):")
+    for metric, unit, digits in (("psnr", " dB", 2), ("ssim", "", 3)):
+        for col, name in zip(st.columns(len(now[metric])), now[metric]):
+            change = now[metric][name] - now[metric]["noisy input"]
+            col.metric(f"{metric.upper()} · {name}", f"{now[metric][name]:.{digits}f}{unit}",
+                       delta=None if name == "noisy input" else f"{change:+.{digits}f}{unit}")
+    curves = sweep(models, keys, ds, dataset_name, kind, filter_name)
+    xs = levels_for(kind)
+    left, right = st.columns(2)
+    for col, metric, unit in ((left, "psnr", "PSNR (dB), higher is better"),
+                              (right, "ssim", "SSIM, higher is better")):
+        fig = viz.curves_figure(xs, curves[metric], "noise level", unit,
+                                title=f"{metric.upper()} against noise level")
+        for trace in fig.data:  # one colour per role, whichever series are present
+            trace.line.color = colour_of(trace.name)
+        fig.add_vline(x=level, line_dash="dot", line_color="#888888")
+        fig.update_layout(height=340, legend=dict(y=-0.35))  # below the axis title, not over it
+        col.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"dn_chart_{metric}")
+
+
+st.title("Denoise")
+ctx = require_model()
+model, ds = ctx.model, ctx.dataset
+found = trained_models(ctx)
+mine = found.get(ctx.model_label, (model, ae.TrainSpec(), "run"))[1]
+st.caption(f"Add noise to the {dataset_family(ctx.dataset_name)} images and pass them through "
+           f"**{ctx.model_label}**, {training_words(mine)}. A denoising autoencoder is trained to map noisy inputs "
+           "to clean targets, so it learns what the images should look like rather than copying every pixel.")
+left, mid, right = st.columns(3)
+kind = left.selectbox("Noise", list(NOISE_NAMES), format_func=NOISE_NAMES.get, key="dn_kind")
+filter_name = mid.selectbox("Classical baseline", list(FILTERS), key="dn_filter",
+                            help="A filter that knows nothing about the data: the bar a learnt denoiser should clear.")
+others = {label: v for label, v in found.items() if label != ctx.model_label}
+# the natural comparison is the other kind (a plain model for a denoising one, and the reverse), best of the same
+# architecture and code size, so that the noise in training is the one difference; this session's runs first
+preferred = sorted((label for label, (_, spec, _) in others.items() if is_plain(spec) != is_plain(mine)),
+                   key=lambda label: (others[label][0].spec.arch != model.spec.arch,
+                                      others[label][0].spec.variational != model.spec.variational,
+                                      others[label][0].spec.code_size != model.spec.code_size,
+                                      others[label][2] != "run"))
+choices = ["nothing", *others]
+other_label = right.selectbox("Compare with", choices, key="dn_other",
+                              index=choices.index(preferred[0]) if preferred else 0,
+                              help="Another model of this data set: pretrained, or trained in this session.")
+models = {THIS: model}
+if other_label != "nothing":
+    other, other_spec, _ = others[other_label]
+    name = ("plain autoencoder" if is_plain(other_spec) else
+            "denoising autoencoder" if is_plain(mine) else "other denoising model")
+    models[name] = other
+    st.caption(f"The **{name}** row is {other_label}, {training_words(other_spec)}.")
+if is_plain(mine) and not preferred:
+    st.info("This model never saw noise while training. Train a **denoising** one on the Train page (type "
+            "'denoising') to see the difference; it will appear under *Compare with*.")
+elif not is_plain(mine) and not preferred:
+    st.caption("No plain autoencoder of this data set to compare with yet: one trained on the Train page (type "
+               "'conv' or 'deep', no noise) would appear under *Compare with*.")
+keys = tuple((name, fingerprint(m)) for name, m in models.items())
+# start where this model was trained, when it was trained on this kind of noise; else at a third of the range
+trained_level = mine.noise_level if mine.noise == kind and mine.noise_level > 0 else None
+default = trained_level or round(round(0.3 * LEVEL_MAX[kind] / 0.05) * 0.05, 2)
+level_view(models, keys, ds, ctx.dataset_name, kind, filter_name, min(float(default), LEVEL_MAX[kind]))
