@@ -74,11 +74,13 @@ def session_runs() -> dict:
 
 @st.cache_resource
 def umap_warm_up() -> threading.Thread | None:
-    """Return the background thread, started once per server, that compiles UMAP before anyone asks for a map."""
+    """Return the background thread, started once per server, that readies training and compiles UMAP early."""
     if os.environ.get("AECORE_WARM_UP", "1") == "0":  # the test suite trains on both cores instead
         return None
 
     def warm():
+        # the first optimizer in a process imports torch._dynamo (seconds); do it before anyone presses Start
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
         seconds = ae.projection.warm_up_umap()
         logging.getLogger("aecore").info("UMAP warmed up in %.1f s", seconds)
 
@@ -146,8 +148,12 @@ def sidebar() -> Context | None:
         if models:
             model_label = st.selectbox("Model", list(models), key="model_label")
             kind, ref = models[model_label]
-            model = load_pretrained(ref) if kind == "pretrained" else session_runs()[ref].model
-            if model.spec.input_shape != ds.shape:
+            try:
+                model = load_pretrained(ref) if kind == "pretrained" else session_runs()[ref].model
+            except ae.CheckpointError as e:  # a listed file that was removed or replaced since the list was made
+                st.error(f"This model could not be loaded: {e}")
+                model = None
+            if model is not None and model.spec.input_shape != ds.shape:
                 st.error(f"This model takes {model.spec.input_shape} images; the data set has {ds.shape}.")
                 model = None
         else:
