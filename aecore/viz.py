@@ -68,7 +68,7 @@ def loss_figure(history: list[dict], title: str | None = "Loss per image") -> go
             if any(y is not None for y in ys):
                 fig.add_scatter(x=epochs, y=ys, name=f"{term} ({split})", mode="lines+markers",
                                 line=dict(color=color, dash=dash))
-    fig.update_xaxes(title="epoch")
+    fig.update_xaxes(title="epoch", tickformat="d")
     # plain number labels: terms a few decades apart (a VAE's KL and reconstruction) otherwise get cryptic ticks
     fig.update_yaxes(title="loss", type="log", tickformat="~g")
     return _layout(fig, title)
@@ -149,8 +149,9 @@ def histogram_figure(series: dict[str, list], xlabel: str, title: str | None = N
     return _layout(fig, title, height)
 
 
-def gif_bytes(images: torch.Tensor, duration_ms: int = 120, cell: int = CELL_PIXELS, boomerang: bool = True) -> bytes:
-    """Return an endlessly looping animated GIF of images (N, C, H, W), one crisp frame each; boomerang plays back too."""
+def gif_bytes(images: torch.Tensor, duration_ms: int = 120, cell: int = CELL_PIXELS,
+              boomerang: bool = True) -> bytes:
+    """Return a looping animated GIF of images (N, C, H, W), one crisp frame each; boomerang plays it back too."""
     import io
 
     from PIL import Image
@@ -185,7 +186,8 @@ def kl_figure(kl, threshold: float = 0.01, height: int = 280) -> go.Figure:
     fig.add_hline(y=threshold, line_dash="dash", line_color=PALETTE[5])
     # on a log axis an annotation's y is the exponent, so the label is placed by hand
     fig.add_annotation(x=1, xref="paper", y=math.log10(threshold), yref="y", text=f"active above {threshold:g} nats",
-                       showarrow=False, xanchor="right", yanchor="bottom", font=dict(color=PALETTE[5]))
+                       showarrow=False, xanchor="right", yanchor="bottom", font=dict(color=PALETTE[5]),
+                       bgcolor="rgba(255,255,255,0.85)")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, title="code dimension")
     fig.update_yaxes(type="log", dtick=1, title="KL from the prior (nats)")
     fig.update_layout(showlegend=False)
@@ -223,7 +225,7 @@ def latent_map_figure(xy, labels=None, classes=None, index=None, paths: dict | N
 
 def sweep_figure(x, series: dict[str, list], xlabel: str, ylabel: str, title: str | None = None,
                  log_x: bool = True, mark: tuple[float, str] | None = None, height: int = 340) -> go.Figure:
-    """Return curves against a swept setting: a log x axis ticked at the swept values, and an optional (x, label) mark."""
+    """Return curves against a swept setting: a log x axis ticked at the swept values, an optional (x, label) mark."""
     x = list(x)
     fig = curves_figure(x, series, xlabel, ylabel, title, height)
     if log_x:
@@ -264,8 +266,10 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
     def add(pick, name, marker, **kw):
         axes = dict(x=xyz[pick, 0], y=xyz[pick, 1], **({"z": xyz[pick, 2]} if three else {}))
         trace = go.Scatter3d if three else go.Scattergl
+        picked = {} if three else dict(selected=dict(marker=dict(opacity=1.0, size=size + 5)),
+                                       unselected=dict(marker=dict(opacity=0.12)))
         fig.add_trace(trace(**axes, mode="markers", name=name, customdata=rows[pick], text=text[pick],
-                            hovertemplate="%{text}<extra></extra>", marker=marker, **kw))
+                            hovertemplate="%{text}<extra></extra>", marker=marker, **picked, **kw))
 
     size = 3 if three else 5
     if values is not None:
@@ -298,6 +302,8 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
         fig.update_yaxes(**plain, showline=True, mirror=True, linecolor="#DDDDDD", scaleanchor="x")
         fig.update_layout(dragmode="zoom")  # Streamlit turns clicks into selections only outside lasso/box mode
     _layout(fig, None, height)
-    fig.update_layout(uirevision=revision, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0,
-                                                       itemsizing="constant"))
+    # a vertical legend at the right keeps the top edge free for Plotly's toolbar
+    fig.update_layout(uirevision=revision, margin=dict(l=10, r=10, t=34, b=10),
+                      legend=dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top",
+                                  itemsizing="constant"))
     return fig
