@@ -4,23 +4,23 @@ import torch
 
 import aecore as ae
 from aecore import viz
-from pages.common import context, sidebar, umap_warm_up
+from app_pages.common import context, sidebar, umap_warm_up
 
 st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hourglass_empty:", layout="wide")
 
 # (file, title, icon, what a person does there): the navigation and the guided path are both built from this
 PAGES = [
-    ("pages/train.py", "Train", ":material/model_training:",
+    ("app_pages/train.py", "Train", ":material/model_training:",
      "pick a type, tune it, and watch the loss fall and the reconstructions sharpen"),
-    ("pages/reconstruct.py", "Reconstruct", ":material/compare:",
+    ("app_pages/reconstruct.py", "Reconstruct", ":material/compare:",
      "inputs beside outputs and their error, the worst first; upload or draw your own"),
-    ("pages/denoise.py", "Denoise", ":material/auto_fix_high:",
+    ("app_pages/denoise.py", "Denoise", ":material/auto_fix_high:",
      "add noise and see what the model removes, against a classical filter"),
-    ("pages/latent.py", "Latent space", ":material/scatter_plot:",
+    ("app_pages/latent.py", "Latent space", ":material/scatter_plot:",
      "map the codes with PCA, t-SNE or UMAP and click into the clusters"),
-    ("pages/vae_lab.py", "VAE lab", ":material/science:",
+    ("app_pages/vae_lab.py", "VAE lab", ":material/science:",
      "interpolate, sample and traverse the code of a variational autoencoder"),
-    ("pages/compare.py", "Compare", ":material/bar_chart:",
+    ("app_pages/compare.py", "Compare", ":material/bar_chart:",
      "what a bottleneck costs: code size against error, beside PCA; models side by side"),
 ]
 

@@ -36,8 +36,8 @@ def _app(runs, dataset="digits", model="lat-digits") -> AppTest:
     at.session_state["runs"] = runs
     at.session_state["dataset_label"] = dataset
     at.session_state["model_label"] = f"this session: {model}"
-    at.run()  # app.py first: its st.navigation takes over from the v1 pages/ folder, and draws the sidebar
-    at.switch_page("pages/latent.py").run()
+    at.run()  # app.py first: it draws the sidebar the page reads
+    at.switch_page("app_pages/latent.py").run()
     _ok(at)
     return at
 
@@ -76,13 +76,13 @@ def _points(fig) -> dict[int, tuple]:
 
 
 def test_no_model_gives_a_hint_not_a_failure(monkeypatch):
-    import pages.common
+    import app_pages.common
 
-    monkeypatch.setattr(pages.common, "pretrained_cards", lambda: {})
+    monkeypatch.setattr(app_pages.common, "pretrained_cards", lambda: {})
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.session_state["runs"] = {}
     at.run()
-    at.switch_page("pages/latent.py").run()
+    at.switch_page("app_pages/latent.py").run()
     _ok(at)
     assert any("Pick a model" in i.value for i in at.info)
     assert not at.get("plotly_chart")

@@ -6,11 +6,11 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 import aecore as ae
-import pages.common
+import app_pages.common
 from conftest import ROOT
 
 TIMEOUT = 180
-RECONSTRUCT, DENOISE = "pages/reconstruct.py", "pages/denoise.py"
+RECONSTRUCT, DENOISE = "app_pages/reconstruct.py", "app_pages/denoise.py"
 
 
 def _job(name, dataset, preset, epochs, n=None, **train):
@@ -37,10 +37,10 @@ def runs():
 @pytest.fixture
 def no_pretrained(tmp_path, monkeypatch):
     """An empty pretrained/ folder: the sidebar offers this session's runs only."""
-    monkeypatch.setattr(pages.common, "PRETRAINED", tmp_path)
-    pages.common.pretrained_cards.clear()
+    monkeypatch.setattr(app_pages.common, "PRETRAINED", tmp_path)
+    app_pages.common.pretrained_cards.clear()
     yield
-    pages.common.pretrained_cards.clear()
+    app_pages.common.pretrained_cards.clear()
 
 
 def _page(runs, page, model="tiny-digits", dataset="digits") -> AppTest:

@@ -15,7 +15,7 @@ def _train_page(dataset: str = "digits", query: dict | None = None) -> AppTest:
     if dataset != "digits":
         at.sidebar.selectbox(key="dataset_label").set_value(dataset).run()
     at.query_params.update(query or {})
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -186,8 +186,8 @@ def test_the_run_shown_and_the_settings_survive_a_visit_to_another_page():
     run_shown = next(s for s in at.selectbox if s.label == "Run shown")
     assert run_shown.value == "linear z2 #2"
     run_shown.set_value("linear z4 #1").run()
-    at.switch_page("pages/reconstruct.py").run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/reconstruct.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     assert next(s for s in at.selectbox if s.label == "Run shown").value == "linear z4 #1"
     assert at.subheader[0].value == "Run: linear z4 #1"

@@ -102,7 +102,7 @@ def _charts(at) -> list:
 # ---- VAE lab ------------------------------------------------------------------------------------------------------
 
 def test_vae_lab_shows_strips_kl_and_active_units(runs):
-    at = _page(runs, "pages/vae_lab.py")
+    at = _page(runs, "app_pages/vae_lab.py")
     assert at.title[0].value == "VAE lab"
     assert [t.label for t in at.tabs] == ["Interpolate", "Traverse", "Sample", "Manifold"]
     assert _metric(at, "Code size") == "2"
@@ -121,7 +121,7 @@ def test_vae_lab_shows_strips_kl_and_active_units(runs):
 
 
 def test_interpolation_steps_and_the_gif_and_png_exports(runs, media):
-    at = _page(runs, "pages/vae_lab.py")
+    at = _page(runs, "app_pages/vae_lab.py")
     at.slider(key="vae_steps").set_value(5).run()
     assert not at.exception
     buttons = {b.label: b for b in at.download_button}
@@ -135,7 +135,7 @@ def test_interpolation_steps_and_the_gif_and_png_exports(runs, media):
 
 
 def test_picking_by_class_and_by_upload(runs):
-    at = _page(runs, "pages/vae_lab.py")
+    at = _page(runs, "app_pages/vae_lab.py")
     at.radio(key="vae_src_A__0").set_value("Class").run()
     at.selectbox(key="vae_cls_A_digits").set_value(7).run()
     assert not at.exception
@@ -155,7 +155,7 @@ def test_picking_by_class_and_by_upload(runs):
 
 
 def test_the_state_a_map_click_sets_picks_both_ends(runs):
-    at = _page(runs, "pages/vae_lab.py")
+    at = _page(runs, "app_pages/vae_lab.py")
     # what on_map_click stores for two clicks: a new index and a new widget version for each end
     for end, index in (("A", 42), ("B", 1000)):
         at.session_state[f"vae_idx_{end}"] = index
@@ -169,7 +169,7 @@ def test_the_state_a_map_click_sets_picks_both_ends(runs):
 
 
 def test_a_traversal_slider_changes_the_decoded_image(runs, media):
-    at = _page(runs, "pages/vae_lab.py")
+    at = _page(runs, "app_pages/vae_lab.py")
     caption = "The start (left) and the decoded code"
     before = _image_with_caption(at, caption).value[0]
     assert _metric(at, "Change from the start (MSE per pixel)") == "0.0000"
@@ -185,7 +185,7 @@ def test_a_traversal_slider_changes_the_decoded_image(runs, media):
 
 
 def test_sampling_with_a_new_seed_changes_the_samples(runs):
-    at = _page(runs, "pages/vae_lab.py")
+    at = _page(runs, "app_pages/vae_lab.py")
     assert "seed 0" in _texts(at)
     at.button(key="vae_new").click().run()
     assert "seed 1" in _texts(at)
@@ -194,7 +194,7 @@ def test_sampling_with_a_new_seed_changes_the_samples(runs):
 
 
 def test_the_manifold_grid_of_a_2d_code(runs, media):
-    at = _page(runs, "pages/vae_lab.py")
+    at = _page(runs, "app_pages/vae_lab.py")
     assert "The whole latent plane" in _texts(at)
     grids = [i for i in at.image if not i.captions or not i.captions[0]]
     big = max((_picture(media, i.value[0]) for i in grids), key=lambda a: a.size)
@@ -206,27 +206,27 @@ def test_the_manifold_grid_of_a_2d_code(runs, media):
 
 
 def test_a_wider_code_gets_a_slice_and_a_pca_map(runs):
-    at = _page(runs, "pages/vae_lab.py", model="tiny-vae3")
+    at = _page(runs, "app_pages/vae_lab.py", model="tiny-vae3")
     assert "A slice through the two most informative dimensions" in _texts(at)
     latent_map = next(c for c in _charts(at) if any(t.name == "linear path" for t in c.data))
     assert latent_map.layout.xaxis.title.text.startswith("PC 1")
 
 
 def test_a_one_dimensional_code_gets_a_line_not_a_sphere(runs):
-    at = _page(runs, "pages/vae_lab.py", model="tiny-vae1")
+    at = _page(runs, "app_pages/vae_lab.py", model="tiny-vae1")
     texts = _texts(at)
     assert "Linear path in latent space" in texts and "Spherical path" not in texts
     assert any("no plane to map" in i.value for i in at.info)
 
 
 def test_a_collapsed_posterior_is_called_out(runs):
-    at = _page(runs, "pages/vae_lab.py", model="collapsed-vae")
+    at = _page(runs, "app_pages/vae_lab.py", model="collapsed-vae")
     assert _metric(at, "Active units") == "0 of 2"
     assert "posterior has collapsed" in at.error[0].value
 
 
 def test_a_model_that_is_not_a_vae_gets_one_sentence(runs):
-    at = _page(runs, "pages/vae_lab.py", model="tiny-ae")
+    at = _page(runs, "app_pages/vae_lab.py", model="tiny-ae")
     assert "needs a variational model" in at.info[0].value
     assert "pick one in the sidebar" in at.info[0].value and "vae" in at.info[0].value
     assert not at.tabs
@@ -244,7 +244,7 @@ def test_the_vae_lab_works_on_sprites():
     at.run()
     at.selectbox(key="dataset_label").set_value("sprites").run()
     at.selectbox(key="model_label").set_value("this session: sprites-vae").run()
-    at.switch_page("pages/vae_lab.py").run()
+    at.switch_page("app_pages/vae_lab.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert _metric(at, "Code size") == "4"
     assert at.radio(key="vae_src_A__0").options == ["Index", "Class", "Upload"]
@@ -265,13 +265,13 @@ def _finish(at, key):
 
 
 def test_compare_renders_its_three_tabs(runs):
-    at = _page(runs, "pages/compare.py")
+    at = _page(runs, "app_pages/compare.py")
     assert [t.label for t in at.tabs] == ["Code size", "Noise level", "Side by side"]
     assert at.multiselect(key="cmp_code_sizes").value == [2, 4, 8, 16, 32]
 
 
 def test_a_code_size_sweep_plots_its_curve_beside_pca(runs):
-    at = _page(runs, "pages/compare.py")
+    at = _page(runs, "app_pages/compare.py")
     at.multiselect(key="cmp_code_sizes").set_value([2, 8])
     at.slider(key="cmp_code_epochs").set_value(1)
     at.select_slider(key="cmp_code_cap").set_value(250)
@@ -296,7 +296,7 @@ def test_a_code_size_sweep_plots_its_curve_beside_pca(runs):
 
 
 def test_a_noise_sweep_tests_across_levels(runs):
-    at = _page(runs, "pages/compare.py")
+    at = _page(runs, "app_pages/compare.py")
     at.slider(key="cmp_noise_epochs").set_value(1)
     at.select_slider(key="cmp_noise_cap").set_value(250)
     at.button(key="cmp_noise_go").click().run()
@@ -310,7 +310,7 @@ def test_a_noise_sweep_tests_across_levels(runs):
 
 
 def test_two_models_side_by_side_get_one_metrics_table(runs):
-    at = _page(runs, "pages/compare.py")
+    at = _page(runs, "app_pages/compare.py")
     at.multiselect(key="cmp_models").set_value(["this session: tiny-vae", "this session: tiny-ae"]).run()
     assert not at.exception
     table = next(d.value for d in at.dataframe if "SSIM" in d.value.columns)
@@ -325,7 +325,7 @@ def test_two_models_side_by_side_get_one_metrics_table(runs):
 
 
 def test_side_by_side_needs_two_models(runs):
-    at = _page(runs, "pages/compare.py", keep={"tiny-vae"})
+    at = _page(runs, "app_pages/compare.py", keep={"tiny-vae"})
     pickers = [m for m in at.multiselect if m.key == "cmp_models"]
     if not pickers:  # no pretrained digits model besides the one run
         assert any("needs two models" in i.value for i in at.info)

@@ -48,7 +48,7 @@ def test_a_save_killed_midway_leaves_the_old_file_whole(tmp_path):
 
 def test_no_code_path_unpickles():
     pattern = re.compile(r"torch\.load\(|pickle\.loads?\(|import pickle|from pickle|weights_only=False")
-    offenders = [str(p.relative_to(ROOT)) for folder in ("aecore", "pages") for p in (ROOT / folder).rglob("*.py")
+    offenders = [str(p.relative_to(ROOT)) for folder in ("aecore", "app_pages") for p in (ROOT / folder).rglob("*.py")
                  if pattern.search(p.read_text())]
     offenders += ["app.py"] if pattern.search((ROOT / "app.py").read_text()) else []
     assert offenders == []

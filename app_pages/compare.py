@@ -4,7 +4,7 @@ import streamlit as st
 
 import aecore as ae
 from aecore import sweeps, viz
-from pages.common import (MAX_RUNS, add_run, context, dataset_family, load_dataset, load_pretrained, model_options,
+from app_pages.common import (MAX_RUNS, add_run, context, dataset_family, load_dataset, load_pretrained, model_options,
                           session_runs)
 
 REFRESH_S = 1.0  # how often a running sweep's table refreshes

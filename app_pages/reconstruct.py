@@ -7,7 +7,7 @@ import aecore as ae
 from aecore import viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor, resize_batch
 from aecore.metrics import fingerprint, percentile_of
-from pages.common import dataset_family, load_dataset, require_model
+from app_pages.common import dataset_family, load_dataset, require_model
 
 SAMPLE = 2000  # images scored per data set: all of digits, an evenly spaced sample of larger sets
 PER_ROW = 8

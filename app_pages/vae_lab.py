@@ -5,7 +5,7 @@ import torch
 import aecore as ae
 from aecore import latent, viz
 from aecore.images import frame_style, image_to_tensor
-from pages.common import dataset_family, model_options, require_model
+from app_pages.common import dataset_family, model_options, require_model
 
 MAP_POINTS = 2000  # codes drawn on the latent map: enough to show the clusters, few enough to stay quick
 THRESHOLD = 0.01  # nats: a dimension whose KL stays below this carries (almost) nothing
@@ -257,7 +257,7 @@ if not model.spec.variational:
     hint = f"pick one in the sidebar, e.g. “{vaes[0]}”, or " if vaes else ""
     st.info(f"The VAE lab needs a variational model and “{ctx.model_label}” is not one: {hint}train one with the "
             "**vae** preset on the Train page.")
-    st.page_link("pages/train.py", label="Train a VAE", icon=":material/model_training:")
+    st.page_link("app_pages/train.py", label="Train a VAE", icon=":material/model_training:")
     st.stop()
 
 facts = analysis(model, ds, ctx.dataset_name)

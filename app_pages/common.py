@@ -176,7 +176,7 @@ def require_model() -> Context:
         st.stop()
     if ctx.model is None:
         st.info("Pick a model in the sidebar, or train one on the **Train** page first.")
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
         st.stop()
     return ctx
 

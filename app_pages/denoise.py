@@ -8,7 +8,7 @@ import aecore as ae
 from aecore import viz
 from aecore.metrics import fingerprint, noise_sweep
 from aecore.noise import LEVEL_MAX, gaussian_filter, median_filter
-from pages.common import dataset_family, load_pretrained, model_options, require_model, session_runs
+from app_pages.common import dataset_family, load_pretrained, model_options, require_model, session_runs
 
 SAMPLE = 200  # images the PSNR and SSIM are averaged over
 SHOWN = 8

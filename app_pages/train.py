@@ -10,7 +10,7 @@ import torch
 import aecore as ae
 from aecore import viz
 from aecore.models import ACTIVATIONS, LOSSES, NOISES, SCHEDULES
-from pages.common import add_run, context, dataset_family, load_dataset, session_runs
+from app_pages.common import add_run, context, dataset_family, load_dataset, session_runs
 
 MAX_TRAIN = 10_000  # a shared classroom server trains on at most this many images per run
 MAX_VAL = 2_000
@@ -417,8 +417,8 @@ def finished_panel(job) -> None:
         if b.button("Use it on every page", key=f"train_use_{job.name}", on_click=_use_model, args=(job.name,),
                     help="selects this model in the sidebar"):
             st.rerun()
-    c.page_link("pages/reconstruct.py", label="Reconstruct with it", icon=":material/compare:")
-    d.page_link("pages/denoise.py", label="Denoise with it", icon=":material/auto_fix_high:")
+    c.page_link("app_pages/reconstruct.py", label="Reconstruct with it", icon=":material/compare:")
+    d.page_link("app_pages/denoise.py", label="Denoise with it", icon=":material/auto_fix_high:")
 
 
 def run_panel() -> None:

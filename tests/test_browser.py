@@ -1,0 +1,153 @@
+"""The app in a real browser: Debian's Chromium, headless, drives `streamlit run app.py` through every page.
+
+It trains a tiny model by clicking, selects a point on the latent map, checks that no page shows an exception or a
+traceback (nor the server log), and saves a screenshot of each page to docs/screenshots/ for the README.
+"""
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from browser_util import (CHROMIUM, CHROMIUM_ARGS, VIEWPORT, choose, open_page, problems, screenshot,
+                          streamlit_server, wait_heading, wait_idle)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+CONV = "digits · conv ·"  # the pretrained convolutional model: the sharpest pictures for the README
+# (sidebar link, title heading, screenshot name, sidebar model wanted, in order of preference)
+PAGES = [
+    ("Reconstruct", "Reconstruct", "reconstruct", (CONV, "digits")),
+    ("Denoise", "Denoise", "denoise", ("digits · denoising", CONV, "digits")),
+    ("Latent space", "Latent space", "latent", (CONV, "digits")),
+    ("VAE lab", "VAE lab", "vae_lab", ("vae",)),
+    ("Compare", "Compare", "compare", (CONV, "digits")),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with streamlit_server(ROOT, log) as url:
+        yield url, log
+    text = log.read_text()
+    assert "Traceback" not in text, f"the server log has a traceback:\n{text}"
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport=VIEWPORT)
+        finally:
+            browser.close()
+
+
+def assert_clean(page, where: str) -> None:
+    found = problems(page)
+    assert not found, f"{where}: {'; '.join(found)}"
+
+
+def model_options(page) -> list[str]:
+    box = page.get_by_role("combobox", name="Model", exact=True)
+    box.click()
+    page.get_by_role("option").first.wait_for(timeout=10_000)
+    texts = [t.strip() for t in page.get_by_role("option").all_inner_texts()]
+    page.keyboard.press("Escape")
+    return texts
+
+
+def set_slider(page, label: str, *keys: str) -> str:
+    """Move a slider with the keyboard, as a person can, and return the value it then shows."""
+    thumb = page.get_by_role("group", name=label, exact=True).get_by_role("slider")
+    thumb.focus()
+    for key in keys:
+        thumb.press(key)
+    wait_idle(page)
+    return thumb.get_attribute("aria-valuetext")
+
+
+def train_tiny(page) -> None:
+    """Set a two-epoch run in small, quick steps, click Start training and wait for the run to finish."""
+    assert set_slider(page, "Epochs", "Home", "ArrowRight") == "2"
+    assert set_slider(page, "Batch size", "Home") == "16"  # more steps: digits that sharpen within two epochs
+    assert set_slider(page, "Learning rate", "ArrowRight") == "0.003"
+    page.get_by_role("button", name="Start training").click()
+    # seconds when the machine is idle; a fresh server's first run also imports torch._dynamo (slow under load)
+    page.get_by_text("Training finished", exact=False).first.wait_for(timeout=180_000)
+    wait_idle(page, settle=1.5)
+
+
+POINT_JS = """() => {
+    // the map is WebGL (no element per point): find a point's place on the screen from plotly's own axes
+    const plots = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')];
+    const gd = plots.find(p => (p._fullData || []).some(t => t.type === 'scattergl' && t.x && t.x.length));
+    if (!gd) return null;
+    const trace = gd._fullData.find(t => t.type === 'scattergl' && t.x && t.x.length);
+    const i = Math.floor(trace.x.length / 2), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const r = gd.getBoundingClientRect();
+    return {x: r.left + xa._offset + xa.d2p(trace.x[i]), y: r.top + ya._offset + ya.d2p(trace.y[i])};
+}"""
+
+
+def click_a_point(page) -> None:
+    """Click one point of the latent map, as a person would, and wait for its images and neighbours."""
+    page.wait_for_function(POINT_JS, timeout=30_000)
+    where = page.evaluate(POINT_JS)
+    page.mouse.move(where["x"], where["y"])  # plotly picks the point it hovers
+    page.wait_for_timeout(300)
+    page.mouse.click(where["x"], where["y"])
+    page.get_by_text("the image and its reconstruction").wait_for(timeout=30_000)
+    wait_idle(page)
+    assert page.get_by_text("Nearest", exact=False).count() >= 2  # code-space and pixel-space neighbours
+
+
+@pytest.mark.browser
+def test_every_page_in_chromium(server, page, tmp_path):
+    try:
+        visit_every_page(server[0], page)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        print(f"the page at the failure: {tmp_path / 'failure.png'}; server log: {server[1]}")
+        raise
+
+
+def visit_every_page(url: str, page) -> None:
+    # a teacher's link as the fresh server's very first request: the page opens with the app's sidebar and preset
+    page.goto(url + "/train?preset=vae&code=2")
+    wait_heading(page, "Train an autoencoder")
+    assert page.get_by_role("combobox", name="Data set", exact=True).count() == 1
+    assert page.get_by_text("weight of the KL term").count() >= 1  # the VAE's own option: the link's preset is open
+    assert_clean(page, "Train, opened from a link")
+    page.goto(url + "/")
+    wait_heading(page, "Autoencoder Explorer")
+    choose(page, "Model", CONV, "digits")
+    assert_clean(page, "Home")
+    screenshot(page, SHOTS / "home.png")
+
+    open_page(page, "Train", "Train an autoencoder")
+    assert_clean(page, "Train")
+    screenshot(page, SHOTS / "train.png")
+    train_tiny(page)
+    assert_clean(page, "Train, after training")
+    assert page.get_by_text("Download .safetensors").count() == 1
+    screenshot(page, SHOTS / "train-finished.png")
+    assert any(o.startswith("this session:") for o in model_options(page)), "the trained model is not in the sidebar"
+
+    for link, heading, name, wanted in PAGES:
+        open_page(page, link, heading)
+        choose(page, "Model", *wanted)
+        wait_heading(page, heading)
+        assert_clean(page, link)
+        if name == "latent":
+            click_a_point(page)
+            assert_clean(page, "Latent space, a point selected")
+        screenshot(page, SHOTS / f"{name}.png")
+
+    page.get_by_role("tab", name="Side by side").click()
+    page.get_by_text("the best value of each metric is highlighted").wait_for(timeout=30_000)
+    wait_idle(page)
+    assert_clean(page, "Compare, side by side")
+    screenshot(page, SHOTS / "compare-side-by-side.png")
