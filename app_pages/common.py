@@ -18,6 +18,7 @@ import aecore as ae
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "pretrained"
 MAX_RUNS = 8  # runs kept per browser session; the oldest is dropped beyond this
+MAX_UPLOADS = 4  # model files opened per browser session, likewise
 
 
 @dataclass
@@ -126,7 +127,44 @@ def model_options(family: str) -> dict[str, tuple[str, object]]:
         # a run stopped before its first epoch has no trained weights to offer
         if dataset_family(job.dataset_name) == family and job.status in ("done", "stopped") and job.history:
             options[f"this session: {name}"] = ("run", name)
+    for name, model in session_uploads().items():
+        if dataset_family(model.card["dataset"].get("name", "")) == family:
+            options[f"opened: {name}"] = ("upload", name)
     return options
+
+
+def session_uploads() -> dict:
+    """Return the models this browser session opened from .safetensors files, by file name."""
+    return st.session_state.setdefault("uploads", {})
+
+
+def _open_uploaded_model() -> None:
+    # a callback runs before the script, so the new model is in the list (and selected) when the sidebar is drawn
+    file = st.session_state.get("model_file")
+    st.session_state.pop("model_file_error", None)
+    if file is None:
+        return
+    try:
+        model = ae.load(file.getvalue())
+    except ae.CheckpointError as e:
+        st.session_state["model_file_error"] = f"{file.name}: {e}"
+        return
+    uploads = session_uploads()
+    uploads[file.name] = model
+    while len(uploads) > MAX_UPLOADS:
+        uploads.pop(next(iter(uploads)))
+    family = dataset_family(dataset_options().get(st.session_state.get("dataset_label"), "digits"))
+    if dataset_family(model.card["dataset"].get("name", "")) == family:
+        st.session_state["model_label"] = f"opened: {file.name}"
+
+
+def open_model_file() -> None:
+    """Offer to open a .safetensors model file; a file that is not a valid model gets a sentence saying why."""
+    st.file_uploader("Open a model file", type=["safetensors"], key="model_file", on_change=_open_uploaded_model,
+                     help="A model downloaded from the Train page. Only safetensors is read: nothing in the file "
+                          "is ever executed. It joins the model list of the data set it was trained on.")
+    if "model_file_error" in st.session_state:
+        st.error(st.session_state["model_file_error"])
 
 
 def sidebar() -> Context | None:
@@ -149,7 +187,8 @@ def sidebar() -> Context | None:
             model_label = st.selectbox("Model", list(models), key="model_label")
             kind, ref = models[model_label]
             try:
-                model = load_pretrained(ref) if kind == "pretrained" else session_runs()[ref].model
+                model = {"pretrained": load_pretrained, "run": lambda r: session_runs()[r].model,
+                         "upload": session_uploads().get}[kind](ref)
             except ae.CheckpointError as e:  # a listed file that was removed or replaced since the list was made
                 st.error(f"This model could not be loaded: {e}")
                 model = None
@@ -158,6 +197,8 @@ def sidebar() -> Context | None:
                 model = None
         else:
             st.info("No model for this data set yet: train one on the Train page.")
+        with st.expander("Open a model file"):
+            open_model_file()
         device = ae.pick_device()
         st.caption(f"Device: {device.type} · {torch.get_num_threads()} thread(s) · "
                    f"{ae.jobs.MAX_JOBS} training job(s) at once")

@@ -37,3 +37,27 @@ def test_a_data_set_that_cannot_be_loaded_gets_a_sentence(tmp_path, monkeypatch)
     at.sidebar.selectbox(key="dataset_label").select("mnist (torchvision)").run()
     assert not at.exception
     assert any("digits" in e.value for e in at.sidebar.error)
+
+
+
+def test_a_model_file_opens_and_a_bad_one_is_refused_with_a_reason(digits):
+    import pickle
+
+    import aecore as ae
+
+    model_spec, train_spec = ae.preset("conv", digits.shape, train=dict(epochs=1))
+    good = ae.to_bytes(ae.build_model(model_spec), train_spec=train_spec,
+                       dataset={"name": "digits", "shape": list(digits.shape)})
+    for name, data in [("evil.safetensors", pickle.dumps({"a": 1})), ("cut.safetensors", good[: len(good) // 2])]:
+        at = _app().run()
+        at.sidebar.file_uploader(key="model_file").set_value((name, data, "application/octet-stream")).run()
+        assert not at.exception
+        assert any(e.value.startswith(name) for e in at.sidebar.error), name
+        assert not any(o.startswith("opened:") for o in at.sidebar.selectbox(key="model_label").options)
+    at = _app().run()
+    at.sidebar.file_uploader(key="model_file").set_value(("mine.safetensors", good, "application/octet-stream")).run()
+    assert not at.exception and not at.sidebar.error
+    assert at.sidebar.selectbox(key="model_label").value == "opened: mine.safetensors"
+    assert not at.exception
+    assert any("13,809 parameters" in c.value or f"{model_spec.param_count():,} parameters" in c.value
+               for c in at.caption)
