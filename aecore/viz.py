@@ -267,7 +267,7 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
         axes = dict(x=xyz[pick, 0], y=xyz[pick, 1], **({"z": xyz[pick, 2]} if three else {}))
         trace = go.Scatter3d if three else go.Scattergl
         picked = {} if three else dict(selected=dict(marker=dict(opacity=1.0, size=size + 5)),
-                                       unselected=dict(marker=dict(opacity=0.12)))
+                                       unselected=dict(marker=dict(opacity=0.3)))  # the map stays readable
         fig.add_trace(trace(**axes, mode="markers", name=name, customdata=rows[pick], text=text[pick],
                             hovertemplate="%{text}<extra></extra>", marker=marker, **picked, **kw))
 

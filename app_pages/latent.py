@@ -267,7 +267,7 @@ def place_panel(model, ds, s: dict, entry: dict, key: tuple, style: FrameStyle) 
 def quality_row(ds, s: dict, entry: dict, method: str, model_key: str, dataset_name: str) -> None:
     """Draw the map's trustworthiness and the k-NN accuracy of the codes against PCA and raw pixels."""
     a, b, c, d, e = st.columns(5)
-    a.metric("Trustworthiness of the map", f"{entry['trust']:.3f}", help=TRUST_HELP)
+    a.metric("Trustworthiness", f"{entry['trust']:.3f}", help=TRUST_HELP)
     if ds.labels is None:
         b.caption("This data set has no labels, so there is no k-NN accuracy to compare.")
         return
@@ -276,11 +276,11 @@ def quality_row(ds, s: dict, entry: dict, method: str, model_key: str, dataset_n
     except ValueError:
         b.caption("Too few images per class in this sample for a 5-fold k-NN score: map more images.")
         return
-    b.metric(f"k-NN accuracy: codes ({q['dims']}-D)", f"{q['codes']:.1%}", help=KNN_HELP,
+    b.metric(f"k-NN: codes ({q['dims']}-D)", f"{q['codes']:.1%}", help=KNN_HELP,
              delta=f"{100 * (q['codes'] - q['pca']):+.1f} pts vs PCA")
-    c.metric(f"PCA of the pixels ({q['dims']}-D)", f"{q['pca']:.1%}",
+    c.metric(f"k-NN: PCA ({q['dims']}-D)", f"{q['pca']:.1%}",
              help="The linear baseline: PCA squeezed to as many numbers as the code.")
-    d.metric(f"raw pixels ({ds.shape[0] * ds.shape[1] * ds.shape[2]:,}-D)", f"{q['pixels']:.1%}",
+    d.metric(f"k-NN: pixels ({ds.shape[0] * ds.shape[1] * ds.shape[2]:,}-D)", f"{q['pixels']:.1%}",
              help="No compression at all: the nearest neighbours by pixel distance.")
     verdict = ("beats PCA with as many dimensions: it learned structure a linear squeeze misses"
                if q["codes"] > q["pca"] + 0.005 else "does no better than PCA with as many dimensions")
@@ -298,7 +298,7 @@ st.caption(f"Every image goes through **{ctx.model_label}**'s encoder to a code 
            "the map squeezes those codes to 2 or 3 dimensions. Images the model finds alike land close together.")
 
 options = size_options(len(ds))
-c1, c2, c3, c4, c5 = st.columns([3, 3, 2, 4, 3])
+c1, c2, c3, c4, c5 = st.columns([3, 4, 2, 3, 3])
 n = c1.select_slider("Images to map", options, value=min(5000, options[-1]) if 5000 in options else options[-1],
                      key="lat_n", help=f"A random sample of the {len(ds):,} images (the same one every time).")
 method = c2.segmented_control("Projection", list(METHOD_NAMES), default="pca", format_func=METHOD_NAMES.get,

@@ -304,7 +304,7 @@ def runs_table() -> None:
         rows.append({"run": name, "data set": dataset_family(job.dataset_name), "status": job.status,
                      "epochs": f"{len(job.reports)}/{job.train_spec.epochs}",
                      "val loss": None if val is None else round(val, 4),
-                     "parameters": job.model_spec.param_count(),
+                     "parameters": f"{job.model_spec.param_count():,}",
                      "time": _duration(job.finished - job.started if job.started and job.finished else None)})
     if rows:
         st.subheader("This session's runs")

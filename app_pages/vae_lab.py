@@ -252,6 +252,9 @@ def manifold_tab(model, facts):
 ctx = require_model()
 model, ds = ctx.model, ctx.dataset
 st.title("VAE lab")
+st.caption("A variational autoencoder encodes each image as a small cloud in code space, pulled towards a standard "
+           "normal prior, so every point of that space decodes to a plausible image: walk between images, sample "
+           "new ones and turn one dimension at a time.")
 if not model.spec.variational:
     vaes = [label for label in model_options(dataset_family(ctx.dataset_name)) if "vae" in label.lower()]
     hint = f"pick one in the sidebar, e.g. “{vaes[0]}”, or " if vaes else ""

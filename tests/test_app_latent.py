@@ -95,7 +95,7 @@ def test_digits_map_by_pca_then_tsne_with_its_quality(runs):
     assert sorted(_points(fig)) == list(range(1797))  # every digit is on the map, each traceable to its row
     assert 0.5 < float(_metric(at, "Trustworthiness")) <= 1
     codes, pca, pixels = (float(_metric(at, label).rstrip("%")) for label in
-                          ("k-NN accuracy: codes (4-D)", "PCA of the pixels (4-D)", "raw pixels (64-D)"))
+                          ("k-NN: codes (4-D)", "k-NN: PCA (4-D)", "k-NN: pixels (64-D)"))
     assert 50 < codes <= 100 and 30 < pca <= 100 and pixels > 90
     at.segmented_control(key="lat_method").set_value("tsne").run()
     _ok(at)
@@ -176,7 +176,7 @@ def test_sprites_colour_by_true_factors_and_error(runs):
     assert {f"true factor: {name}" for name in ("shape", "scale", "rotation", "x", "y")} <= set(options)
     assert [t.name for t in _figure(at).data] == ["square", "ellipse", "heart"]
     assert len(_points(_figure(at))) == 5000
-    assert float(_metric(at, "k-NN accuracy: codes (6-D)").rstrip("%")) > 40
+    assert float(_metric(at, "k-NN: codes (6-D)").rstrip("%")) > 40
     at.selectbox(key="lat_colour").set_value("true factor: scale").run()
     _ok(at)
     fig = _figure(at)
