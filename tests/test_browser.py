@@ -118,8 +118,8 @@ def visit_every_page(url: str, page) -> None:
     # a teacher's link as the fresh server's very first request: the page opens with the app's sidebar and preset
     page.goto(url + "/train?preset=vae&code=2")
     wait_heading(page, "Train an autoencoder")
-    assert page.get_by_role("combobox", name="Data set", exact=True).count() == 1
-    assert page.get_by_text("weight of the KL term").count() >= 1  # the VAE's own option: the link's preset is open
+    page.get_by_role("combobox", name="Data set", exact=True).wait_for(timeout=30_000)  # the app's sidebar is there
+    page.get_by_text("weight of the KL term").first.wait_for(timeout=30_000)  # the VAE's own option: the preset is open
     assert_clean(page, "Train, opened from a link")
     page.goto(url + "/")
     wait_heading(page, "Autoencoder Explorer")
