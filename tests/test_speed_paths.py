@@ -1,0 +1,72 @@
+"""The speed paths of aecore.fit (bfloat16 autocast, channels-last conv) train the same models as the plain path.
+
+The CUDA-graph path needs a GPU; its equivalence with eager training is an output of `python -m benchmarks.gpu`.
+"""
+import pytest
+import torch
+
+import aecore as ae
+from aecore import train as aetrain
+
+
+def _fit(model_spec, train, val, **options):
+    model = ae.build_model(model_spec, seed=0)
+    history = ae.fit(model, train, val, ae.TrainSpec(epochs=12, batch_size=64, lr=3e-3, **options))
+    return history, model
+
+
+@pytest.mark.parametrize("name", ["deep", "conv"])
+def test_bfloat16_reaches_the_float32_loss_on_digits(name, digits_split):
+    train, val = digits_split
+    model_spec, _ = ae.preset(name, train.shape)
+    (h32, _), (h16, model) = (_fit(model_spec, train, val, precision=p) for p in ("fp32", "bf16"))
+    fp32, bf16 = h32[-1]["val"]["total"], h16[-1]["val"]["total"]
+    assert abs(bf16 - fp32) / fp32 < 0.02, (fp32, bf16)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 weights
+
+
+@pytest.fixture(scope="module")
+def sprites_split():
+    return ae.load_dataset("sprites", n=600).split(0.8, seed=0)
+
+
+def test_channels_last_gives_the_same_losses_and_hands_back_a_standard_model(sprites_split, monkeypatch):
+    train, val = sprites_split
+    model_spec, _ = ae.preset("conv", train.shape)
+    assert aetrain.use_channels_last(torch.device("cpu"), model_spec)  # 32x32 conv: big enough for the fast path
+    fast, fast_model = _fit(model_spec, train, val, precision="fp32")
+    monkeypatch.setattr(aetrain, "use_channels_last", lambda device, spec: False)
+    plain, plain_model = _fit(model_spec, train, val, precision="fp32")
+    # the same arithmetic in another order: equal at first, then rounding differences grow as training goes on
+    assert fast[0]["train"]["total"] == pytest.approx(plain[0]["train"]["total"], rel=1e-4)
+    assert fast[-1]["val"]["total"] == pytest.approx(plain[-1]["val"]["total"], rel=0.02)
+    assert all(p.is_contiguous() for p in fast_model.parameters())
+    assert not fast_model.training
+
+
+def test_auto_precision_uses_bfloat16_only_for_models_big_enough(monkeypatch):
+    monkeypatch.setattr(aetrain, "_cpu_has_bf16", lambda: True)
+    cpu = torch.device("cpu")
+    assert aetrain.use_bfloat16(cpu, ae.preset("deep", (1, 28, 28))[0])
+    assert aetrain.use_bfloat16(cpu, ae.preset("conv", (1, 28, 28))[0])
+    assert not aetrain.use_bfloat16(cpu, ae.preset("vanilla", (1, 28, 28))[0])
+    assert not aetrain.use_bfloat16(cpu, ae.preset("deep", (1, 8, 8))[0])
+    assert not aetrain.use_bfloat16(torch.device("cuda"), ae.preset("deep", (1, 28, 28))[0])
+    monkeypatch.setattr(aetrain, "_cpu_has_bf16", lambda: False)
+    assert not aetrain.use_bfloat16(cpu, ae.preset("deep", (1, 28, 28))[0])
+
+
+def test_multiply_adds_count_the_layers():
+    dense = ae.ModelSpec(input_shape=(1, 28, 28), hidden=(256, 128), code_size=32)
+    assert aetrain.multiply_adds(dense) == 2 * (784 * 256 + 256 * 128 + 128 * 32)
+    conv = ae.ModelSpec(input_shape=(1, 28, 28), arch="conv", hidden=(16, 32), code_size=32)
+    convs = 9 * 1 * 16 * 28 * 28 + 9 * 16 * 32 * 14 * 14
+    assert aetrain.multiply_adds(conv) == 2 * (convs + 32 * 7 * 7 * 32)
+
+
+def test_graph_path_is_chosen_only_on_cuda_without_noise():
+    spec = ae.TrainSpec()
+    assert not aetrain.use_cuda_graph(torch.device("cpu"), spec, False)
+    assert aetrain.use_cuda_graph(torch.device("cuda"), spec, False)
+    assert not aetrain.use_cuda_graph(torch.device("cuda"), ae.TrainSpec(noise="gaussian", noise_level=0.3), False)
+    assert not aetrain.use_cuda_graph(torch.device("cuda"), spec, True)
