@@ -230,10 +230,11 @@ Profiled with `torch.profiler` on this CPU; each choice below is backed by a tab
 - **Fused Adam** (`fused=True`: one kernel over all parameters instead of a dozen small ops per parameter).
 - **bfloat16 autocast where it pays** (`precision="auto"`): float32 weights, bfloat16 matrix products, on CPUs
   with native bfloat16 instructions (AVX-512 BF16 or AMX), for models of at least 250,000 multiply-adds per
-  image (`aecore.train.BF16_MIN_MULTIPLY_ADDS`). On the MNIST deep, sparse, VAE and conv presets it won; on the
-  vanilla and linear presets and every 8×8 digits preset the casts cost as much as, or more than, the faster
-  products save (table "Precision and memory format by model"). The loss stays within 2% of float32
-  (tests/test_speed_paths.py; the "final loss" columns above).
+  image (`aecore.train.BF16_MIN_MULTIPLY_ADDS`). It won on every MNIST preset above that size (deep, sparse,
+  VAE, conv, conv-VAE) and was slower on the MNIST vanilla and linear presets and on most 8×8 digits presets,
+  where the casts cost more than the faster products save (table "Precision and memory format by model";
+  aecore.fit itself in bfloat16 against float32 in "Fraction of the CPU's limit"). The loss stays within 2% of
+  float32 (tests/test_speed_paths.py; the "final loss" columns).
 - **Channels-last conv on the CPU**: oneDNN's convolution kernels work channels-last; the conv presets on
   MNIST-sized images train with the model and data in that layout, and the model is handed back in the
   standard layout when training ends.
@@ -246,15 +247,35 @@ Profiled with `torch.profiler` on this CPU; each choice below is backed by a tab
 
 Tried and not kept:
 
-- **`torch.compile`** trains the dense preset about as fast as eager bfloat16 once compiled, but compiling
-  takes 15–30 s on two cores, longer than a whole default training run (see the ablation table).
+- **`torch.compile`** was no faster than the eager loop once compiled (slower here, see the ablation table), and
+  a run's first epoch pays the compilation: a few seconds with a warm on-disk cache, 15–27 s on these two cores
+  without one.
 - **Two intra-op threads inside training jobs.** A job runs in a background thread; with two OpenMP threads
-  there it trained the deep preset at about 17–19 k samples/s against 27 k with one (measured in one process,
-  alternating), and any other work on the two cores (a page render, another job) makes a two-thread run
-  collapse by 10–30× while a one-thread run slows gently (measured while other work ran: 0.8 k samples/s
-  with two threads against 15.9 k with one). So `aecore.jobs` gives each job one thread and lets as many jobs train at once as there are
-  cores (`MAX_JOBS`, `THREADS_PER_JOB`); see "Concurrent training". A direct `aecore.fit` call keeps torch's
-  own thread count (both cores).
+  there it trained the deep preset at about 18 k samples/s against 25 k with one (table "Concurrent
+  training", first column), and any other work on the two cores (a page render, another job) makes a
+  two-thread run collapse by 10–30× while a one-thread run slows gently (measured while other work ran:
+  0.8 k samples/s with two threads against 15.9 k with one). So `aecore.jobs` gives each job one thread and
+  lets as many jobs train at once as there are cores (`MAX_JOBS`, `THREADS_PER_JOB`). A direct `aecore.fit`
+  call keeps torch's own thread count (both cores), which is faster when the machine is otherwise idle.
+
+Targets not reached, and why:
+
+- **3× the tutorial loop.** The tutorial loop's extra cost is the per-image PIL conversion and collation, about
+  3 ms per batch; the rest of its step is the same eager float32 step as the plain loop. On the dense preset
+  aecore.fit comes close to 3×; on the conv preset the convolutions dominate every loop's time, so removing
+  the data path gains little and fit's lead comes from bfloat16 and channels-last alone.
+- **Half of the matrix-multiply rate.** The float32 path comes close to half of the float32 rate at batch
+  128 (more at batch 1024); against the four times higher bfloat16 rate the bfloat16 path reaches a small
+  fraction, because at batch 128 a dense step is bound by per-operation overhead (about 150 small operations, the casts
+  and the loss below), not by arithmetic.
+- **500 k samples/s on the GPU (dense, batch 128).** A bare loop replaying the same captured step reached 461 k
+  samples/s on the H100 used (280–350 µs of GPU time per step whatever the number of steps per graph), so the
+  step itself is the bound there; aecore.fit reaches about 445 k in steady epochs.
+- **UMAP later calls under 3 s** (the projection settings belong to `aecore/projection.py`): with
+  `random_state` set UMAP runs on one thread and its 500 default epochs take about 4 s for 2,000–5,000 codes;
+  `n_epochs=200` took 1.7 s on 5,000 codes at a trustworthiness of 0.9655 against 0.9674. And the app's warm-up
+  compiles only the approximate neighbour search (over 4,096 points): the first UMAP of fewer points after it
+  still compiles for several seconds (the 2,000-point row).
 
 Known limits on this machine:
 
@@ -268,8 +289,11 @@ Known limits on this machine:
 
 
 def render(r: dict) -> str:
-    """Return the Markdown report of a run's results."""
+    """Return the Markdown report of a run's results (as run, or as read back from their JSON)."""
     s = r["sections"]
+    if s.get("concurrency"):  # JSON turns the job counts into strings
+        c = s["concurrency"]
+        c["samples_per_s"] = {p: {int(n): v for n, v in by_n.items()} for p, by_n in c["samples_per_s"].items()}
     parts = ["# Performance\n",
              "Speed is a measured property of Autoencoder Explorer. This page is written by `python -m benchmarks` "
              "(`--quick` for a shorter run, under two minutes on two cores); numbers are medians of alternated runs "
