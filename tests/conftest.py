@@ -25,3 +25,18 @@ def digits_split(digits):
 @pytest.fixture(autouse=True)
 def _fixed_seed():
     torch.manual_seed(0)
+
+
+def app_page(runs: dict, page: str, model: str | None, dataset: str = "digits"):
+    """Return an AppTest of the whole app switched to `page`, with these session runs and sidebar choices."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["runs"] = dict(runs)
+    at.session_state["dataset_label"] = dataset
+    if model:
+        at.session_state["model_label"] = f"this session: {model}"
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

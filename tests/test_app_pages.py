@@ -7,9 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 import aecore as ae
 import app_pages.common
-from conftest import ROOT
+from conftest import app_page
 
-TIMEOUT = 180
 RECONSTRUCT, DENOISE = "app_pages/reconstruct.py", "app_pages/denoise.py"
 
 
@@ -44,15 +43,7 @@ def no_pretrained(tmp_path, monkeypatch):
 
 
 def _page(runs, page, model="tiny-digits", dataset="digits") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["runs"] = dict(runs)
-    at.session_state["dataset_label"] = dataset
-    if model:
-        at.session_state["model_label"] = f"this session: {model}"
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return app_page(runs, page, model, dataset)
 
 
 def _metric(at, label) -> str:

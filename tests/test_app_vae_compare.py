@@ -11,7 +11,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import aecore as ae
-from conftest import ROOT
+from conftest import ROOT, app_page
 
 TIMEOUT = 120
 
@@ -65,14 +65,7 @@ def _picture(media, url: str) -> np.ndarray:
 
 
 def _page(runs, page: str, model: str | None = "tiny-vae", keep=None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["runs"] = {k: v for k, v in runs.items() if keep is None or k in keep}
-    if model:
-        at.session_state["model_label"] = f"this session: {model}"
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return app_page({k: v for k, v in runs.items() if keep is None or k in keep}, page, model)
 
 
 def _metric(at, label):
