@@ -9,5 +9,5 @@ from .models import (PRESET_DESCRIPTIONS, PRESETS, Autoencoder, ModelSpec, Train
                      preset)
 from .noise import add_noise
 from .projection import METHODS, aligned_frame, knn_accuracy, project, projector, trustworthiness
-from .train import TrainingDiverged, check_fit, evaluate_loss, fit, pick_device
+from .train import TrainingDiverged, best_epoch, check_fit, evaluate_loss, fit, pick_device
 from . import cli, jobs  # viz (Plotly) is imported by the pages that draw: `from aecore import viz`

@@ -11,7 +11,7 @@ import torch
 from .data import ImageDataset
 from .models import ModelSpec, TrainSpec, build_model
 from .projection import aligned_frame
-from .train import TrainingDiverged, check_fit, fit
+from .train import TrainingDiverged, best_epoch, check_fit, fit
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class TrainingJob:
         return self
 
     def stop(self) -> None:
-        """Ask the job to end after the current step, keeping the weights so far."""
+        """Ask the job to end after the current step, keeping the best weights so far."""
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> None:
@@ -61,6 +61,16 @@ class TrainingJob:
     def done(self) -> bool:
         """Return True once the job has finished, stopped or failed."""
         return self.status in ("done", "stopped", "failed")
+
+    @property
+    def usable(self) -> bool:
+        """Return True once the job has ended with at least one finished epoch: its model holds its best weights."""
+        return self.done and bool(self.history)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Return the epoch whose weights the model holds once the job has ended (None before, or if none ended)."""
+        return best_epoch(self.history) if self.done else None
 
     @property
     def queue_position(self) -> int:
@@ -111,7 +121,10 @@ class TrainingJob:
                 self.history, self.error, self.status = e.history, str(e), "failed"
             except Exception as e:  # a job's failure ends that job only; the server and other sessions go on
                 log.exception("training job %s failed", self.name)
-                self.error, self.status = f"Training failed: {e}", "failed"
+                self.history = self.history_so_far
+                kept = (f"; the weights of epoch {best_epoch(self.history)}, the best so far, are kept"
+                        if self.history else "")
+                self.error, self.status = f"Training failed: {e}{kept}.", "failed"
             finally:
                 self.model.to("cpu").eval()
                 self.finished = time.time()

@@ -22,7 +22,7 @@ DIVERGED_FACTOR = 1e3
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised when the loss becomes NaN or infinite; the model holds the last good weights."""
+    """Raised when the loss becomes NaN, infinite or explodes; the model holds its best weights so far."""
 
     def __init__(self, message: str, history: list[dict]):
         super().__init__(message)
@@ -154,7 +154,9 @@ def fit(model: Autoencoder, train, val=None, spec: TrainSpec = TrainSpec(),
     """Train the model in place and return its history: one dict of loss terms, speed and time per epoch.
 
     `on_epoch(report)` gets the epoch's history entry plus fixed validation inputs, their reconstructions and codes.
-    Setting `stop` ends training cleanly after the current step with the weights so far.
+    Setting `stop` ends training cleanly after the current step. However training ends (finished, stopped, diverged
+    or failed), the model keeps the weights of its best epoch so far (see `best_epoch`), or its initial weights when
+    no epoch ended.
     """
     x_cpu = images_of(train)
     check_fit(model.spec, spec, x_cpu.shape[1:], len(x_cpu))
@@ -184,47 +186,63 @@ def _train(model: Autoencoder, x_cpu: torch.Tensor, x_all: torch.Tensor, val, sp
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total_steps)) if opt is not None else None
     gen = torch.Generator(device=device).manual_seed(spec.seed)
     history: list[dict] = []
-    good_state = copy.deepcopy(model.state_dict())
     guard = _Guard(model, spec, history)
-    for epoch in range(1, spec.epochs + 1):
-        t0 = time.perf_counter()
-        guard.epoch, guard.good_state = epoch, good_state
-        perm = torch.randperm(len(x_all), generator=gen, device=device)
-        if graphed is not None:
-            sums, seen = graphed.epoch(x_all, perm, guard, stop)
-        else:
-            sums, seen = {}, 0
-            for i in range(0, len(x_all), spec.batch_size):
-                if stop is not None and stop.is_set():
-                    break
-                x = x_all[perm[i:i + spec.batch_size]]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    terms = model.loss(add_noise(x, spec.noise, spec.noise_level, gen), x, spec.loss)
-                values = torch.stack([v.detach().float() for v in terms.values()]).tolist()  # one sync per step
-                guard.check(values[-1])
-                opt.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                opt.step()
-                if spec.schedule == "cosine":
-                    sched.step()
-                for k, v in zip(terms, values):
-                    sums[k] = sums.get(k, 0.0) + v * len(x)
-                seen += len(x)
-        seconds = time.perf_counter() - t0
-        stopped = stop is not None and stop.is_set()
-        if seen == 0:
-            break
-        entry = {"epoch": epoch, "train": {k: v / seen for k, v in sums.items()},
-                 "samples_per_s": seen / max(seconds, 1e-9), "seconds": seconds, "step": guard.step}
-        if v_all is not None:
-            entry["val"] = evaluate_loss(model, v_all, spec, device)
-        history.append(entry)
-        good_state = copy.deepcopy(model.state_dict())
-        if on_epoch is not None:
-            on_epoch({**entry, **_preview(model, preview, code_probe), "epochs": spec.epochs})
-        if stopped:
-            break
+    try:
+        for epoch in range(1, spec.epochs + 1):
+            t0 = time.perf_counter()
+            guard.epoch = epoch
+            perm = torch.randperm(len(x_all), generator=gen, device=device)
+            if graphed is not None:
+                sums, seen = graphed.epoch(x_all, perm, guard, stop)
+            else:
+                sums, seen = _eager_epoch(model, x_all, perm, spec, bf16, opt, sched, gen, guard, stop)
+            seconds = time.perf_counter() - t0
+            if seen == 0:
+                break
+            entry = {"epoch": epoch, "train": {k: v / seen for k, v in sums.items()},
+                     "samples_per_s": seen / max(seconds, 1e-9), "seconds": seconds, "step": guard.step}
+            if v_all is not None:
+                entry["val"] = evaluate_loss(model, v_all, spec, device)
+            history.append(entry)
+            if best_epoch(history) == epoch:
+                guard.best_state = copy.deepcopy(model.state_dict())
+            if on_epoch is not None:
+                on_epoch({**entry, **_preview(model, preview, code_probe), "epochs": spec.epochs})
+            if stop is not None and stop.is_set():
+                break
+    finally:  # finished, stopped, diverged or crashed: the model keeps its best weights so far and stays usable
+        model.load_state_dict(guard.best_state)
     return history
+
+
+def best_epoch(history: list[dict]) -> int | None:
+    """Return the epoch with the lowest validation loss (training loss without validation), or None if none ended."""
+    scored = [(e["val" if "val" in e else "train"]["total"], e["epoch"]) for e in history]
+    finite = [s for s in scored if math.isfinite(s[0])]
+    return min(finite)[1] if finite else None
+
+
+def _eager_epoch(model: Autoencoder, x_all: torch.Tensor, perm: torch.Tensor, spec: TrainSpec, bf16: bool, opt,
+                 sched, gen: torch.Generator, guard: "_Guard", stop) -> tuple[dict, int]:
+    """Run one epoch over x_all in the order perm; return the summed loss terms (x batch size) and the count."""
+    sums, seen = {}, 0
+    for i in range(0, len(x_all), spec.batch_size):
+        if stop is not None and stop.is_set():
+            break
+        x = x_all[perm[i:i + spec.batch_size]]
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            terms = model.loss(add_noise(x, spec.noise, spec.noise_level, gen), x, spec.loss)
+        values = torch.stack([v.detach().float() for v in terms.values()]).tolist()  # one sync per step
+        guard.check(values[-1])
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        opt.step()
+        if spec.schedule == "cosine":
+            sched.step()
+        for k, v in zip(terms, values):
+            sums[k] = sums.get(k, 0.0) + v * len(x)
+        seen += len(x)
+    return sums, seen
 
 
 def _cosine(step: int, total_steps: int) -> float:
@@ -236,17 +254,18 @@ class _Guard:
 
     def __init__(self, model: Autoencoder, spec: TrainSpec, history: list[dict]):
         self.model, self.spec, self.history = model, spec, history
-        self.step, self.epoch, self.first_loss, self.good_state = 0, 1, math.nan, None
+        self.step, self.epoch, self.first_loss = 0, 1, math.nan
+        self.best_state = copy.deepcopy(model.state_dict())  # the best epoch's weights, updated by _epochs
 
     def check(self, value: float) -> None:
-        """Count one step with total loss `value`; restore the last good weights and raise if it diverged."""
+        """Count one step with total loss `value`; raise if it diverged (fit then restores the best weights)."""
         self.step += 1
         self.first_loss = value if self.step == 1 else self.first_loss
         # a loss far above where it started has diverged just as surely as a NaN
         if math.isfinite(value) and value <= DIVERGED_FACTOR * max(abs(self.first_loss), 1.0):
             return
-        self.model.load_state_dict(self.good_state)
-        last = f"the end of epoch {self.epoch - 1}" if self.epoch > 1 else "their initial values"
+        best = best_epoch(self.history)
+        last = f"the end of epoch {best}, the best so far" if best else "their initial values"
         raise TrainingDiverged(
             f"Training diverged: the loss became {value:.3g} at step {self.step} (epoch {self.epoch}); the weights "
             f"were restored to {last}. Try a lower learning rate than {self.spec.lr:g}, "

@@ -125,7 +125,7 @@ def model_options(family: str) -> dict[str, tuple[str, object]]:
                for label, card in pretrained_cards().items() if card["family"] == family}
     for name, job in session_runs().items():
         # a run stopped before its first epoch has no trained weights to offer
-        if dataset_family(job.dataset_name) == family and job.status in ("done", "stopped") and job.history:
+        if dataset_family(job.dataset_name) == family and job.usable:
             options[f"this session: {name}"] = ("run", name)
     for name, model in session_uploads().items():
         if dataset_family(model.card["dataset"].get("name", "")) == family:

@@ -97,8 +97,8 @@ def start(key: str, jobs: dict, **state) -> None:
 
 
 def finished_model(job):
-    """Return a job's model once it has trained (done, or stopped with its weights so far), else None."""
-    return job.model if job.status in ("done", "stopped") and job.reports else None
+    """Return a job's model once it has ended with at least one epoch (it holds its best weights), else None."""
+    return job.model if job.usable else None
 
 
 # ---- code size ----------------------------------------------------------------------------------------------------

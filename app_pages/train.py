@@ -326,7 +326,8 @@ def status_line(job) -> None:
     elif job.status == "failed":
         st.error(job.error or "Training failed.")
     elif job.status == "stopped":
-        st.warning(f"Stopped after {done} of {epochs} epochs; the weights so far are kept.")
+        st.warning(f"Stopped after {done} of {epochs} epochs; the weights of epoch {job.best_epoch}, the best so far, "
+                   "are kept." if job.best_epoch else f"Stopped before the first epoch ended.")
     else:
         st.progress(1.0, text=f"All {epochs} epochs done in {_duration(job.finished - job.started)}")
 
@@ -403,6 +404,9 @@ def finished_panel(job) -> None:
     metrics, data = st.session_state[key]
     if job.status == "done":
         st.success(f"Training finished: {job.name} is in the sidebar's model list as “this session: {job.name}”.")
+    if job.best_epoch != len(job.history):
+        st.info(f"The model keeps the weights of epoch {job.best_epoch}, where the validation loss was lowest.",
+                icon=":material/history:")
     a, b, c, d = st.columns(4)
     a.metric("Training time", _duration(job.finished - job.started))
     b.metric("MSE", f"{metrics['mse']:.4f}", help="mean squared error per pixel on the validation images")
@@ -434,12 +438,12 @@ def run_panel() -> None:
     head, stop = st.columns([5, 1], vertical_alignment="bottom")
     head.subheader(f"Run: {job.name}")
     if not job.done and stop.button("Stop", icon=":material/stop_circle:", key=f"train_stop_{job.name}",
-                                    help="ends training after the current step and keeps the weights so far"):
+                                    help="ends training after the current step and keeps the best weights so far"):
         job.stop()
     status_line(job)
     if job.reports:
         live_metrics(job)
-    if job.done and job.status != "failed" and job.history:
+    if job.usable:
         finished_panel(job)
     if job.reports:
         epoch_views(job)

@@ -1,3 +1,5 @@
+import math
+
 import aecore as ae
 
 
@@ -40,3 +42,26 @@ def test_a_failing_job_ends_with_a_message_and_others_go_on(digits_split):
     good.join(120)
     assert bad.status == "failed" and "lower learning rate" in bad.error
     assert good.status == "done"
+
+
+def test_a_job_that_crashes_keeps_its_best_weights_and_stays_usable(digits_split, monkeypatch, caplog):
+    train, val = digits_split
+    job = _job(digits_split, "crash", epochs=5)
+    per_epoch = math.ceil(len(train) / job.train_spec.batch_size) + math.ceil(len(val) / ae.models.EVAL_BATCH)
+    calls = []
+
+    def crash_in_third_epoch(x, *args):  # a training step failing midway, as a bug or a full memory would
+        calls.append(1)
+        if len(calls) == 2 * per_epoch + 2:
+            raise RuntimeError("out of memory")
+        return ae.add_noise(x, *args)
+
+    monkeypatch.setattr(ae.train, "add_noise", crash_in_third_epoch)
+    job.start().join(120)
+    assert job.status == "failed" and job.usable
+    assert "out of memory" in job.error and f"epoch {job.best_epoch}, the best so far" in job.error
+    assert [h["epoch"] for h in job.history] == [1, 2]
+    val_loss = ae.evaluate_loss(job.model, val, job.train_spec)["total"]
+    assert abs(val_loss - job.history[job.best_epoch - 1]["val"]["total"]) < 1e-5
+    assert ae.reconstruct(job.model, val.images[:4]).isfinite().all()
+    assert "training job crash failed" in caplog.text  # logged once, with its cause

@@ -119,6 +119,52 @@ def test_diverging_run_stops_with_step_and_restores_weights(digits_split):
     assert torch.isfinite(model(val.images[:4])).all()
 
 
+def _val_total(model, val, spec):
+    return ae.evaluate_loss(model, val, spec)["total"]
+
+
+def test_a_run_that_diverges_later_keeps_its_best_epoch(digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("deep", train.shape, train=dict(epochs=6, lr=3e-3))
+    model = ae.build_model(model_spec)
+    states = {}
+
+    def wreck_after_three(report):
+        states[report["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+        if report["epoch"] == 3:  # blow the weights up, as a too-high learning rate would
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(1e8)
+
+    with pytest.raises(ae.TrainingDiverged, match=r"epoch 4.*restored to the end of epoch \d, the best so far") as e:
+        ae.fit(model, train, val, train_spec, on_epoch=wreck_after_three)
+    history = e.value.history
+    best = ae.best_epoch(history)
+    assert [h["epoch"] for h in history] == [1, 2, 3] and best == 3  # the loss fell every epoch
+    assert all(torch.equal(states[best][k], v) for k, v in model.state_dict().items())
+    assert _val_total(model, val, train_spec) == pytest.approx(history[best - 1]["val"]["total"], rel=1e-5)
+
+
+def test_a_stopped_run_keeps_its_best_epoch(digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("deep", train.shape, train=dict(epochs=50, lr=3e-3))
+    model = ae.build_model(model_spec)
+    stop = threading.Event()
+    history = ae.fit(model, train, val, train_spec, on_epoch=lambda r: r["epoch"] == 4 and stop.set(), stop=stop)
+    best = ae.best_epoch(history)
+    assert len(history) == 4 and best is not None
+    assert _val_total(model, val, train_spec) == pytest.approx(history[best - 1]["val"]["total"], rel=1e-5)
+
+
+def test_best_epoch_prefers_validation_loss_and_skips_nan():
+    history = [{"epoch": 1, "train": {"total": 1.0}, "val": {"total": 0.5}},
+               {"epoch": 2, "train": {"total": 0.1}, "val": {"total": 0.7}},
+               {"epoch": 3, "train": {"total": 0.1}, "val": {"total": float("nan")}}]
+    assert ae.best_epoch(history) == 1
+    assert ae.best_epoch([{k: v for k, v in h.items() if k != "val"} for h in history]) == 2
+    assert ae.best_epoch([]) is None
+
+
 def test_fit_refuses_what_cannot_train(digits_split):
     train, val = digits_split
     model_spec, train_spec = ae.preset("deep", train.shape, train=dict(batch_size=10_000))
