@@ -68,6 +68,14 @@ def test_project_clamps_neighbourhoods_to_tiny_samples():
         projection.fit_projection(x[:2], "pca")
     with pytest.raises(ValueError, match="n_components"):
         projection.fit_projection(x, "pca", 4)
+    assert projection.fit_projection(x[:5], "umap", 3)[1].shape == (5, 3)
+    with pytest.raises(ValueError, match="at least 5"):  # UMAP's spectral start needs more points than that
+        projection.fit_projection(x[:4], "umap", 3)
+
+
+def test_umap_keeps_digit_neighbourhoods(digits):
+    x = digits.images[:1000].flatten(1)
+    assert projection.trustworthiness(x, projection.project(x, "umap"), k=5) > 0.95
 
 
 @pytest.mark.parametrize("chunk", [7, 64, 1000])
