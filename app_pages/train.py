@@ -394,14 +394,16 @@ def _use_model(name: str) -> None:
 
 def finished_panel(job) -> None:
     """Draw the final metrics, the download and the way to the other pages."""
-    key = f"train_final_{job.name}"
-    if key not in st.session_state:
+    finals = st.session_state.setdefault("train_final", {})  # run name: (metrics, model file bytes)
+    for gone in set(finals) - set(session_runs()):  # runs dropped beyond MAX_RUNS take their files with them
+        del finals[gone]
+    if job.name not in finals:
         metrics = ae.evaluate(job.model, job.val)
         dataset = {"name": job.dataset_name, "shape": list(job.model_spec.input_shape), "classes": job.val.classes}
         extra = {"preset": preset_of(job), "trained_in": "Autoencoder Explorer"}
-        st.session_state[key] = (metrics, ae.to_bytes(job.model, train_spec=job.train_spec, history=job.history,
-                                                      dataset=dataset, metrics=metrics, extra=extra))
-    metrics, data = st.session_state[key]
+        finals[job.name] = (metrics, ae.to_bytes(job.model, train_spec=job.train_spec, history=job.history,
+                                                 dataset=dataset, metrics=metrics, extra=extra))
+    metrics, data = finals[job.name]
     if job.status == "done":
         st.success(f"Training finished: {job.name} is in the sidebar's model list as “this session: {job.name}”.")
     if job.best_epoch != len(job.history):

@@ -144,7 +144,7 @@ def test_a_tiny_training_run_completes_joins_the_sidebar_and_downloads():
     assert at.image and "after epoch 2" in at.image[0].captions[0]
     assert at.dataframe[0].value["status"].tolist() == ["done"]
     # the bytes offered are a checkpoint that loads back into the same model
-    model = ae.load(at.session_state["train_final_conv z8 #1"][1])
+    model = ae.load(at.session_state["train_final"]["conv z8 #1"][1])
     assert model.spec == job.model_spec and len(model.card["history"]) == 2
     x = job.val.images[:4]
     assert torch.allclose(model(x), job.model(x))
@@ -193,3 +193,32 @@ def test_the_run_shown_and_the_settings_survive_a_visit_to_another_page():
     assert at.segmented_control(key="train_type").value == "linear"
     assert at.number_input(key="train_w_code_size").value == 2
     assert [r for r in at.dataframe[0].value["run"]] == ["linear z4 #1", "linear z2 #2"]
+
+
+def test_a_session_keeps_at_most_eight_runs_and_drops_the_oldest_with_its_file(digits_split):
+    from app_pages.common import MAX_RUNS
+
+    train, val = digits_split
+    old = {}
+    for i in range(MAX_RUNS):
+        model_spec, train_spec = ae.preset("vanilla", train.shape, train=dict(epochs=1))
+        job = ae.jobs.TrainingJob(f"old #{i}", "digits", train, val, model_spec, train_spec).start()
+        job.join(TIMEOUT)
+        old[job.name] = job
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["runs"] = dict(old)
+    at.session_state["train_shown"] = "old #0"
+    at.query_params.update({"preset": "vanilla", "epochs": "1"})
+    at.run()
+    at.switch_page("app_pages/train.py").run()
+    assert "old #0" in at.session_state["train_final"]  # the shown run's file, made for its download button
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    runs = at.session_state["runs"]
+    assert len(runs) == MAX_RUNS and "old #0" not in runs and "old #1" in runs
+    assert any("Dropped the oldest run, old #0" in t.value for t in at.toast)
+    new = runs[list(runs)[-1]]
+    new.join(TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert set(at.session_state["train_final"]) <= set(runs)  # the dropped run's file went with it
