@@ -33,13 +33,17 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def streamlit_server(root: Path, log_path: Path, timeout: float = 60):
-    """Yield the base URL of `streamlit run app.py` started in root; the server is stopped on the way out."""
+def streamlit_server(root: Path, log_path: Path, timeout: float = 60, launcher: tuple = ("-m", "streamlit"),
+                     env: dict | None = None):
+    """Yield the base URL of `streamlit run app.py` started in root; the server is stopped on the way out.
+
+    `launcher` replaces `-m streamlit` (e.g. a script that wraps Streamlit's command line); `env` adds variables.
+    """
     port = free_port()
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **(env or {}))
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            [sys.executable, *launcher, "run", "app.py", "--server.port", str(port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
