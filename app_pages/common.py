@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "pretrained"
 MAX_RUNS = 8  # runs kept per browser session; the oldest is dropped beyond this
 MAX_UPLOADS = 4  # model files opened per browser session, likewise
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def as_text(value) -> str:
+    """Return what a person typed or uploaded (a file name, a link's value) with Markdown's special characters
+    escaped, so that st.error, st.warning and st.markdown show it as plain text: never a link, image or colour."""
+    return _MARKDOWN.sub(r"\\\1", str(value))
 
 
 @dataclass
@@ -147,7 +155,7 @@ def _open_uploaded_model() -> None:
     try:
         model = ae.load(file.getvalue())
     except ae.CheckpointError as e:
-        st.session_state["model_file_error"] = f"{file.name}: {e}"
+        st.session_state["model_file_error"] = f"{as_text(file.name)}: {e}"
         return
     uploads = session_uploads()
     uploads[file.name] = model

@@ -13,7 +13,7 @@ from aecore import projection, viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor
 from aecore.latent import encode_sample, retrieval
 from aecore.metrics import fingerprint
-from app_pages.common import require_model, umap_warm_up
+from app_pages.common import as_text, require_model, umap_warm_up
 
 SIZES = (500, 1000, 2000, 5000, 10_000)
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -221,7 +221,7 @@ def input_image(model, ds, style: FrameStyle) -> tuple[torch.Tensor, str] | None
         try:
             prepared = image_to_tensor(file.getvalue(), model.spec.input_shape, style=style)
         except ValueError as e:
-            st.error(f"{file.name}: {e}")
+            st.error(f"{as_text(file.name)}: {e}")
             return None
         st.caption("What the model sees: " + prepared.description)
         return prepared.tensor, file.name

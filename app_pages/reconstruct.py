@@ -7,7 +7,7 @@ import aecore as ae
 from aecore import viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor, resize_batch
 from aecore.metrics import fingerprint, percentile_of
-from app_pages.common import dataset_family, load_dataset, require_model
+from app_pages.common import as_text, dataset_family, load_dataset, require_model
 
 SAMPLE = 2000  # images scored per data set: all of digits, an evenly spaced sample of larger sets
 PER_ROW = 8
@@ -164,7 +164,7 @@ def upload_panel(model, ds, s: dict, style: FrameStyle) -> None:
                                    invert={"automatically": "auto", "always": True, "never": False}[invert],
                                    fit="content" if fit.startswith("crop") else "whole", style=style)
     except ValueError as e:
-        st.error(f"{file.name}: {e}")
+        st.error(f"{as_text(file.name)}: {e}")
         return
     left, right = st.columns([1, 3], vertical_alignment="center")
     left.image(prepared.picture, caption="your picture", width=min(200, prepared.picture.shape[1]))

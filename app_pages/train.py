@@ -10,7 +10,7 @@ import torch
 import aecore as ae
 from aecore import viz
 from aecore.models import ACTIVATIONS, LOSSES, NOISES, SCHEDULES
-from app_pages.common import add_run, context, dataset_family, load_dataset, session_runs
+from app_pages.common import add_run, as_text, context, dataset_family, load_dataset, session_runs
 
 MAX_TRAIN = 10_000  # a shared classroom server trains on at most this many images per run
 MAX_VAL = 2_000
@@ -100,7 +100,7 @@ def settings_from_query(query: dict, shape) -> tuple[dict, list[str]]:
     warnings = []
     name = ALIASES.get(query.get("preset", "conv"), query.get("preset", "conv"))
     if name not in ae.PRESETS:
-        warnings.append(f"The link asks for the type {query['preset']!r}, which does not exist; "
+        warnings.append(f"The link asks for the type {as_text(repr(query['preset']))}, which does not exist; "
                         f"showing convolutional instead (types: {', '.join(ae.PRESETS)}).")
         name = "conv"
     settings = defaults(name, shape)
@@ -109,7 +109,7 @@ def settings_from_query(query: dict, shape) -> tuple[dict, list[str]]:
         if short not in query:
             continue
         if field not in fields:
-            warnings.append(f"The link's {short}={query[short]} does not apply to a {LABELS[name]} autoencoder; "
+            warnings.append(f"The link's {short}={as_text(query[short])} does not apply to a {LABELS[name]} autoencoder; "
                             "it is ignored.")
             continue
         try:
@@ -117,7 +117,7 @@ def settings_from_query(query: dict, shape) -> tuple[dict, list[str]]:
         except ValueError:
             shown = settings[field] if not isinstance(settings[field], tuple) else "-".join(map(str, settings[field]))
             what = FIELD_NAMES.get(field, field).lower()
-            warnings.append(f"The link's {short}={query[short]!r} is not a valid {what}; using the default, {shown}.")
+            warnings.append(f"The link's {short}={as_text(repr(query[short]))} is not a valid {what}; using the default, {shown}.")
     return settings, warnings
 
 

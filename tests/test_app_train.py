@@ -117,11 +117,18 @@ def test_a_link_opens_its_settings_and_bad_values_fall_back_with_a_warning():
     assert at.number_input(key="train_w_code_size").value == ae.preset("deep", (1, 8, 8))[0].code_size
     assert at.select_slider(key="train_w_lr").value == 1e-3
     assert [at.select_slider(key=f"train_w_layer_{i}").value for i in range(2)] == [64, 32]
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(w.value for w in at.warning).replace("\\", "")  # as shown: Markdown escapes removed
     assert "code='lots'" in warnings and "lr='-1'" in warnings and "noise=gaussian does not apply" in warnings
 
     at = _train_page(query={"preset": "nonsense"})
     assert at.segmented_control(key="train_type").value == "conv" and "does not exist" in at.warning[0].value
+
+
+def test_a_link_cannot_put_markdown_into_the_page():
+    at = _train_page(query={"code": "![x](http://example.com/track.png) :red[big]", "preset": "<b>vae</b>"})
+    shown = " ".join(w.value for w in at.warning)
+    assert "\\!\\[x\\]\\(http" in shown and "\\:red\\[big\\]" in shown and "\\<b\\>vae" in shown
+    assert "![x](" not in shown and ":red[" not in shown and "<b>" not in shown
 
 
 def test_a_tiny_training_run_completes_joins_the_sidebar_and_downloads():

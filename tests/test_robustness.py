@@ -54,6 +54,12 @@ def test_no_code_path_unpickles():
     assert offenders == []
 
 
+def test_no_page_renders_html():
+    pattern = re.compile(r"unsafe_allow_html\s*=\s*True|st\.html\(|components\.v1\.html|components\.html\(")
+    pages = [ROOT / "app.py", *(ROOT / "app_pages").rglob("*.py")]
+    assert [str(p.relative_to(ROOT)) for p in pages if pattern.search(p.read_text())] == []
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048))
 def test_arbitrary_bytes_are_refused_cleanly(data):
