@@ -117,7 +117,8 @@ class TrainingJob:
                 self.history = fit(self.model, self.train, self.val, self.train_spec,
                                    on_epoch=self._on_epoch, stop=self._stop)
                 self.status = "stopped" if self._stop.is_set() else "done"
-            except TrainingDiverged as e:
+            except TrainingDiverged as e:  # the settings' fault, not the server's: one line, no traceback
+                log.warning("training job %s: %s", self.name, e)
                 self.history, self.error, self.status = e.history, str(e), "failed"
             except Exception as e:  # a job's failure ends that job only; the server and other sessions go on
                 log.exception("training job %s failed", self.name)

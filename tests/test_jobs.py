@@ -33,7 +33,7 @@ def test_jobs_of_a_closed_session_are_stopped_after_a_grace_period(digits_split)
     assert mine.status == "stopped"
 
 
-def test_a_failing_job_ends_with_a_message_and_others_go_on(digits_split):
+def test_a_failing_job_ends_with_a_message_and_others_go_on(digits_split, caplog):
     train, val = digits_split
     model_spec, train_spec = ae.preset("deep", train.shape, train=dict(epochs=3, lr=10.0))
     bad = ae.jobs.TrainingJob("bad", "digits", train, val, model_spec, train_spec).start()
@@ -42,6 +42,8 @@ def test_a_failing_job_ends_with_a_message_and_others_go_on(digits_split):
     good.join(120)
     assert bad.status == "failed" and "lower learning rate" in bad.error
     assert good.status == "done"
+    logged = [r for r in caplog.records if "training job bad" in r.getMessage()]
+    assert len(logged) == 1 and "diverged" in logged[0].getMessage()  # once, with its cause
 
 
 def test_a_job_that_crashes_keeps_its_best_weights_and_stays_usable(digits_split, monkeypatch, caplog):
