@@ -108,3 +108,23 @@ def test_header_claiming_a_huge_length_is_refused():
         assert "header" in str(e)
     else:
         raise AssertionError("a huge header length was accepted")
+
+
+def test_every_cache_with_arguments_has_a_size_limit():
+    import ast
+
+    unbounded = []
+    for path in [ROOT / "app.py", *(ROOT / "app_pages").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for deco in node.decorator_list:
+                call = deco if isinstance(deco, ast.Call) else None
+                name = ast.unparse(call.func if call else deco)
+                if name not in ("st.cache_data", "st.cache_resource"):
+                    continue
+                # a cache without arguments holds one entry; one with arguments grows with them unless limited
+                limited = call is not None and any(k.arg == "max_entries" for k in call.keywords)
+                if node.args.args and not limited:
+                    unbounded.append(f"{path.name}:{node.name}")
+    assert unbounded == []
