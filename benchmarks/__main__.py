@@ -61,6 +61,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
     p.add_argument("--out", default=str(common.ROOT / "docs" / "performance.md"), help="the Markdown report")
     p.add_argument("--json", default=None, help="also write the raw results here")
+    p.add_argument("--merge", default=None, metavar="JSON",
+                   help="start from the results in this file (an earlier --json) and replace only the sections run")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each section and round, wait up to this long until other processes use under 10%% "
                         "of the CPU")
@@ -74,6 +76,10 @@ def main(argv=None) -> int:
         p.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     results = {"machine": common.machine(), "command": "python -m " + " ".join(["benchmarks", *map(shlex.quote, argv or sys.argv[1:])]),
                "quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M %Z"), "sections": {}, "load": {}}
+    if args.merge:
+        earlier = json.loads(Path(args.merge).read_text())
+        results["sections"], results["load"] = earlier["sections"], earlier["load"]
+        results["command"] += f" (sections {', '.join(sections)}; the others from the run of {earlier['started']})"
     t_all = time.perf_counter()
     common.wait_between_rounds(args.wait_quiet)
     for name in sections:
