@@ -165,7 +165,7 @@ def test_an_upload_is_placed_and_a_bad_one_gets_a_sentence(runs):
     assert any("one.png and its reconstruction" in c for i in at.image for c in i.captions)
     at.file_uploader(key="lat_upload").set_value(("notes.png", b"not an image", "image/png")).run()
     assert not at.exception
-    assert "notes.png" in at.error[0].value
+    assert "notes.png" in at.error[0].value.replace("\\", "")  # as shown, Markdown escapes removed
     assert not any(t.name == "notes.png" for t in _figure(at).data)
 
 

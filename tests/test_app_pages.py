@@ -120,7 +120,7 @@ def test_bad_uploads_get_a_sentence_and_the_page_goes_on(runs, name, data, reaso
     at = _page(runs, RECONSTRUCT)
     at.file_uploader(key="rec_upload").set_value((name, data, "image/png")).run()
     assert not at.exception
-    assert any(reason in e.value and e.value.startswith(name) for e in at.error)
+    assert any(reason in e.value and e.value.replace("\\", "").startswith(name) for e in at.error)  # as shown
     assert _metric(at, "Mean PSNR")  # the rest of the page is still there
 
 
