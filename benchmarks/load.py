@@ -776,6 +776,7 @@ def summarise(dumps: list[dict], cfg: dict) -> dict:
         "errors_total": len(problems),
         "trainings": {"started": len(trainings), "finished": len(done), "queued": sum(t["queued"] for t in trainings),
                       "cut_off": sum(t["cut_off"] for t in trainings),
+                      "panel_missing": [t.get("late") for t in trainings if t.get("panel_missing")],
                       "other": [[t["client"]] + t.get("shown", [])[:4] for t in trainings
                                 if not t["finished"] and not t["cut_off"]],
                       "seconds": stats([t["seconds"] for t in done])},
@@ -854,6 +855,10 @@ def run_lines(result: dict, title: str) -> list[str]:
              f"Training runs (1 epoch of the conv preset on digits): {tr['started']} started, {tr['finished']} "
              f"finished, {tr['queued']} waited in the queue, {tr['cut_off']} still running when the test ended; "
              f"Start → finished: median {_s(tr['seconds']['p50'])}, p95 {_s(tr['seconds']['p95'])}."
+             + (f" In {len(tr['panel_missing'])} run(s) the full rerun at the run's end drew the Train page without "
+                "its run panel (no status, no 'Training finished'); it appeared "
+                + ", ".join("not within 10 s" if x is None else f"{x:.1f} s later" for x in tr["panel_missing"])
+                + " (websocket clients)." if tr.get("panel_missing") else "")
              + (f" {len(tr['other'])} ended otherwise; the page then showed: "
                 + "; ".join(f"{shown[0]}: " + (" / ".join(x[:120] for x in shown[1:]) or "(nothing)")
                             for shown in tr["other"][:3])
