@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -158,3 +159,31 @@ def in_fresh_python(code: str, timeout: float = 600.0, threads: int | None = Non
     if out.returncode != 0:
         raise RuntimeError(f"subprocess failed: {out.stderr.strip()[-2000:]}")
     return out.stdout
+
+
+@contextmanager
+def environment(**values: str):
+    """Set environment variables within, restoring the old ones after (a server started inside inherits them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def server_pid(port: int | str) -> int | None:
+    """Return the process id of this process's child serving the port (the streamlit server), None if not found."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and str(port) in cmdline.split("\0"):
+            return int(pid)
+    return None

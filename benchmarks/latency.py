@@ -37,7 +37,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .common import ROOT, load_average, machine, median, mnist_dir, pause
+from .common import ROOT, environment, load_average, machine, median, mnist_dir, pause, server_pid
 
 TARGETS_MS = {"server": 150, "chromium": 300, "chromium, 2 jobs": 300}
 SETTINGS = {True: {"moves": 10, "warm_up": 2, "scopes": ("fragment",), "epochs": 100},
@@ -319,34 +319,6 @@ def browser_util():
     finally:
         sys.path.remove(str(ROOT / "tests"))
     return bu
-
-
-@contextmanager
-def environment(**values: str):
-    """Set environment variables within (a server started inside inherits them)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def server_pid(port: int) -> int | None:
-    """Return the process id of this process's child serving the port (the streamlit server), if found."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_text()
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == os.getpid() and str(port) in cmdline.split("\0"):
-            return int(pid)
-    return None
 
 
 def cpu_seconds(pid: int | None) -> float:

@@ -582,14 +582,10 @@ class Sampler(threading.Thread):
 
 def _server_pid(url: str) -> int:
     port = url.rsplit(":", 1)[1]
-    for pid in _children(os.getpid()):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"streamlit" in b" ".join(cmd) and port.encode() in cmd:
-            return pid
-    raise RuntimeError(f"no streamlit process of this test listens on port {port}")
+    pid = common.server_pid(port)
+    if pid is None:
+        raise RuntimeError(f"no streamlit process of this test listens on port {port}")
+    return pid
 
 
 @contextmanager
@@ -601,18 +597,10 @@ def server(options: dict[str, str], log_path: Path):
     if unknown:
         raise SystemExit(f"not Streamlit config options: {unknown}")
     names = {key: config._config_options_template[key].env_var for key in options}  # e.g. STREAMLIT_SERVER_PORT
-    saved = {name: os.environ.get(name) for name in names.values()}
-    os.environ.update({names[k]: v for k, v in options.items()})
-    try:
+    with common.environment(**{names[k]: v for k, v in options.items()}):
         check_options(options)
         with streamlit_server(ROOT, log_path, timeout=120) as url:
             yield url, _server_pid(url)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def check_options(options: dict[str, str]) -> None:
