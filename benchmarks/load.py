@@ -589,8 +589,9 @@ def _server_pid(url: str) -> int:
 
 
 @contextmanager
-def server(options: dict[str, str], log_path: Path):
-    """Yield (url, pid) of `streamlit run app.py` with extra config options, passed as STREAMLIT_* variables."""
+def server(options: dict[str, str], log_path: Path, memory_probe: str | None = None):
+    """Yield (url, pid) of `streamlit run app.py` with extra config options, passed as STREAMLIT_* variables;
+    with `memory_probe` (a path), started by benchmarks/memprobe.py, which records its memory there."""
     from streamlit import config
 
     unknown = [key for key in options if key not in config._config_options_template]
@@ -599,7 +600,9 @@ def server(options: dict[str, str], log_path: Path):
     names = {key: config._config_options_template[key].env_var for key in options}  # e.g. STREAMLIT_SERVER_PORT
     with common.environment(**{names[k]: v for k, v in options.items()}):
         check_options(options)
-        with streamlit_server(ROOT, log_path, timeout=120) as url:
+        probe = {"launcher": (str(ROOT / "benchmarks" / "memprobe.py"),),
+                 "env": {"AECORE_MEMPROBE": str(Path(memory_probe).resolve())}} if memory_probe else {}
+        with streamlit_server(ROOT, log_path, timeout=120, **probe) as url:
             yield url, _server_pid(url)
 
 
@@ -640,7 +643,7 @@ def run_load(cfg: dict, options: dict[str, str], log=print) -> dict:
     folder = Path(cfg["workdir"])
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"server-{len(list(folder.glob('server-*.log')))}.log"
-    with server(options, log_path) as (url, pid):
+    with server(options, log_path, cfg.get("memory_probe")) as (url, pid):
         sampler = Sampler(pid)
         sampler.start()
         asyncio.run(_warm(url))
@@ -999,6 +1002,9 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--ramp", type=float, default=10, help="students start over this many seconds (default 10)")
     p.add_argument("--timeout", type=float, default=120, help="an interaction slower than this has failed")
     p.add_argument("--train-timeout", type=float, default=600, help="a training run slower than this has failed")
+    p.add_argument("--memory-probe", default=None, metavar="PATH", help="start the server under "
+                   "benchmarks/memprobe.py, which appends a JSON line of its memory (RSS, malloc, caches, sessions, "
+                   "object types) to PATH every 30 s")
     p.add_argument("--json", default=None, help="also write the results (every interaction) here")
     p.add_argument("--out", default=str(ROOT / "docs" / "load-test.md"), help="the Markdown report "
                                                                                "(default docs/load-test.md)")
@@ -1034,7 +1040,7 @@ def main(argv=None) -> int:
     lo, hi = (float(v) for v in args.think.split(","))
     base = {"browsers": args.browsers, "ws_clients": args.ws_clients, "seconds": args.seconds, "think": (lo, hi),
             "ramp": args.ramp, "timeout": args.timeout, "train_timeout": args.train_timeout, "grace": 60.0,
-            "workdir": args.workdir, "shots": str(Path(args.workdir) / "shots")}
+            "workdir": args.workdir, "shots": str(Path(args.workdir) / "shots"), "memory_probe": args.memory_probe}
     options = _options(args.server_opt)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
