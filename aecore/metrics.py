@@ -18,14 +18,28 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Return the structural similarity per image (scikit-image, data range 1, channels averaged)."""
-    from skimage.metrics import structural_similarity
+    """Return the structural similarity per image: scikit-image's `structural_similarity` (7×7 uniform window, sample
+    covariance, data range 1, the border cropped, channels averaged), computed for the whole batch at once with the
+    scipy filter it uses, since scikit-image takes one image per call (800 calls cost ~50 ms on a Denoise move)."""
+    from scipy.ndimage import uniform_filter
 
-    a, b = x.detach().cpu().numpy(), y.detach().cpu().numpy()
+    a = x.detach().cpu().numpy().astype(np.float32, copy=False)
+    b = y.detach().cpu().numpy().astype(np.float32, copy=False)
     side = min(a.shape[2], a.shape[3])
     win = min(7, side if side % 2 else side - 1)  # the window must be odd and fit in the image
-    values = [structural_similarity(p, q, data_range=1.0, channel_axis=0, win_size=win) for p, q in zip(a, b)]
-    return torch.tensor(np.asarray(values, dtype=np.float32))
+    size, cov_norm = (1, 1, win, win), win * win / (win * win - 1)
+
+    def mean(v: np.ndarray) -> np.ndarray:
+        return uniform_filter(v, size=size)
+
+    ux, uy = mean(a), mean(b)
+    vx, vy, vxy = (cov_norm * (mean(a * a) - ux * ux), cov_norm * (mean(b * b) - uy * uy),
+                   cov_norm * (mean(a * b) - ux * uy))
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    pad = (win - 1) // 2
+    inner = s[:, :, pad:s.shape[2] - pad, pad:s.shape[3] - pad]
+    return torch.from_numpy(inner.mean(axis=(2, 3), dtype=np.float64).mean(axis=1).astype(np.float32))
 
 
 def image_metrics(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

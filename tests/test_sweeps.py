@@ -238,6 +238,7 @@ def test_kl_figure_sorts_and_greys_inactive_dimensions():
     assert np.allclose(bar.customdata, [1.5, 0.2, 0.001])
     assert bar.marker.color[2] == "#BBBBBB" and bar.marker.color[0] != "#BBBBBB"
     assert fig.layout.yaxis.type == "log"
+    assert fig.layout.template.layout.plot_bgcolor == "white"  # plotly_white, the default viz sets once
 
 
 def test_latent_map_figure_carries_indices_paths_and_marks():

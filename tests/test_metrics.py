@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+import aecore as ae
+
+from conftest import MNIST
+
+
+def skimage_ssim(x: torch.Tensor, y: torch.Tensor, win: int) -> np.ndarray:
+    """scikit-image's SSIM, one image per call: the reference the batched one must reproduce."""
+    return np.array([structural_similarity(a, b, data_range=1.0, channel_axis=0, win_size=win)
+                     for a, b in zip(x.numpy(), y.numpy())])
+
+
+@pytest.mark.parametrize("name, win", [("digits", 7), ("sprites", 7), ("mnist", 7)])
+@pytest.mark.parametrize("noise", ["gaussian", "salt-pepper", "masking"])
+def test_batched_ssim_is_scikit_images(name, win, noise):
+    ds = ae.load_dataset(f"idx:{MNIST}" if name == "mnist" else name, "heldout", n=60)
+    clean = ds.images
+    noisy = ae.add_noise(clean, noise, 0.4, torch.Generator().manual_seed(1))
+    got = ae.ssim(clean, noisy).numpy()
+    np.testing.assert_allclose(got, skimage_ssim(clean, noisy, win), atol=2e-6)
+    assert got.std() > 0.01  # varied images, so a constant could not pass
+    np.testing.assert_allclose(ae.ssim(clean, clean).numpy(), 1.0, atol=1e-6)
+
+
+def test_ssim_window_shrinks_to_fit_small_images():
+    x = torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    y = (x + 0.2 * torch.rand(5, 1, 6, 6)).clamp(0, 1)
+    np.testing.assert_allclose(ae.ssim(x, y).numpy(), skimage_ssim(x, y, 5), atol=2e-6)
