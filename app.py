@@ -48,7 +48,7 @@ def home():
     if has_model:
         x = ctx.dataset.images[:8]
         st.subheader("Inputs (top) and their reconstructions (bottom)")
-        st.image(viz.tile(torch.cat([x, ae.reconstruct(ctx.model, x)])), width="content")
+        st.image(viz.tile(torch.cat([x, ae.reconstruct(ctx.model, x)])), width="content", output_format="PNG")
         st.markdown("Try a small code (2–4) and a large one (32) on the **Train** page: the smaller the code, the "
                     "blurrier the copy — and the more the model had to *understand* to make it.")
 

@@ -216,7 +216,7 @@ def noise_results(state) -> None:
         rows[f"sidebar: {ctx.model_label}"] = ae.reconstruct(model, noisy)
     for label, images in rows.items():
         st.caption(label)
-        st.image(viz.tile(images, ncols=10, cell=56))
+        st.image(viz.tile(images, ncols=10, cell=56), output_format="PNG")
 
 
 def noise_tab(ctx) -> None:
@@ -308,11 +308,11 @@ def side_by_side_tab(ctx) -> None:
     st.caption(f"Measured on {len(clean)} held-out images{noise}; the best value of each metric is highlighted. "
                "MSE per pixel (lower is better), PSNR in dB and SSIM (higher is better).")
     st.caption("input" + (" (corrupted)" if kind != "none" else ""))
-    st.image(viz.tile(inputs[:n], ncols=n, cell=64))
+    st.image(viz.tile(inputs[:n], ncols=n, cell=64), output_format="PNG")
     for label, out in outputs.items():
         st.caption(label)
         picture = viz.error_rgb(out[:n] - clean[:n]) if errors else out[:n]
-        st.image(viz.tile(picture, ncols=n, cell=64))
+        st.image(viz.tile(picture, ncols=n, cell=64), output_format="PNG")
 
 
 def _styled(rows):

@@ -104,7 +104,7 @@ def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str
     for name, images in rows.items():
         left, right = st.columns([1, 5], vertical_alignment="center")
         left.markdown(f"**{name}**")
-        right.image(viz.tile(images, ncols=SHOWN, cell=CELL))
+        right.image(viz.tile(images, ncols=SHOWN, cell=CELL), output_format="PNG")
     now = at_level(models, keys, ds, dataset_name, kind, filter_name, level)
     st.markdown(f"**At level {level:.2f}**, averaged over {len(sample(ds))} images (the change is against the noisy "
                 "input):")

@@ -150,7 +150,7 @@ def picture(images: torch.Tensor, caption: str, ncols: int | None = None, cell: 
     grid = viz.tile(images, ncols=ncols, cell=cell)
     if grid.shape[1] > PANEL_PIXELS and len(images) > 1:
         grid = viz.tile(images, ncols=max(1, (ncols or min(len(images), 8)) // 2), cell=cell)
-    st.image(grid, caption=caption, width=grid.shape[1])
+    st.image(grid, caption=caption, width=grid.shape[1], output_format="PNG")
 
 
 def show_one(model, ds, s: dict, row: int) -> None:

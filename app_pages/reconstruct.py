@@ -67,7 +67,7 @@ def show_grid(model, ds, numbers: torch.Tensor, per_image: dict) -> None:
         for col, k in zip(st.columns(PER_ROW), range(start, min(start + PER_ROW, len(pictures)))):
             i = int(numbers[k])
             name = label_of(ds, i)
-            col.image(pictures[k], width=pictures[k].shape[1])
+            col.image(pictures[k], width=pictures[k].shape[1], output_format="PNG")
             col.caption(f"#{i}" + (f" · {name}" if name else "") + f"  \n{per_image['psnr'][k]:.1f} dB")
 
 
@@ -119,7 +119,7 @@ def show_large(model, x: torch.Tensor, s: dict, what: str) -> None:
     for col, pic, cap in zip(cols, (viz.tile(x, cell=240), viz.tile(y, cell=240),
                                     viz.tile(viz.error_rgb(y - x), cell=240)),
                              (what, "its reconstruction", "error (red: too bright, blue: too dark)")):
-        col.image(pic, caption=cap)
+        col.image(pic, caption=cap, output_format="PNG")
     a, b, c, d = st.columns(4)
     a.metric("MSE", f"{m['mse']:.4f}", help=METRIC_HELP["MSE"])
     b.metric("PSNR", f"{m['psnr']:.1f} dB", help=METRIC_HELP["PSNR"])
@@ -167,7 +167,7 @@ def upload_panel(model, ds, s: dict, style: FrameStyle) -> None:
         st.error(f"{as_text(file.name)}: {e}")
         return
     left, right = st.columns([1, 3], vertical_alignment="center")
-    left.image(prepared.picture, caption="your picture", width=min(200, prepared.picture.shape[1]))
+    left.image(prepared.picture, caption="your picture", width=min(200, prepared.picture.shape[1]), output_format="PNG")
     right.markdown("**What the model sees.** " + prepared.description)
     show_large(model, prepared.tensor, s, "what the model sees")
 
@@ -233,7 +233,7 @@ def foreign_tab(model, key: str, ctx, s: dict, style: FrameStyle) -> None:
                     width="stretch", config={"displayModeBar": False})
     x, y = f["inputs"][:PER_ROW], f["outputs"][:PER_ROW]
     for col, pic in zip(st.columns(PER_ROW), viz.stacked(x, y, viz.error_rgb(y - x), cell=CELL)):
-        col.image(pic, width=pic.shape[1])
+        col.image(pic, width=pic.shape[1], output_format="PNG")
     st.caption(f"{name} images cropped to their content and framed like the {family} images, at "
                f"{model.spec.input_shape[1]}×{model.spec.input_shape[2]}: input, reconstruction, error. The model "
                "pulls them towards what it knows. " + ERROR_LEGEND)

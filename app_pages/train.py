@@ -380,7 +380,8 @@ def epoch_views(job) -> None:
                                            title=f"Codes of {len(frame)} validation images, epoch {epoch}"),
                         width="stretch", key=f"train_map_{job.name}")
     strip = viz.tile(torch.cat([report["inputs"], report["reconstructions"]]), ncols=len(report["inputs"]), cell=72)
-    st.image(strip, caption=f"Validation inputs (top) and their reconstructions (bottom) after epoch {epoch}")
+    st.image(strip, caption=f"Validation inputs (top) and their reconstructions (bottom) after epoch {epoch}",
+             output_format="PNG")
 
 
 def preset_of(job) -> str:

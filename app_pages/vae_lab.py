@@ -112,11 +112,11 @@ def interpolation_tab(model, ds, dataset_name, facts):
     with col_a:
         x0, cap0 = pick_image(ds, dataset_name, "A", 0)
         if x0 is not None:
-            st.image(viz.tile(x0[None], cell=72), caption=cap0)
+            st.image(viz.tile(x0[None], cell=72), caption=cap0, output_format="PNG")
     with col_b:
         x1, cap1 = pick_image(ds, dataset_name, "B", 1)
         if x1 is not None:
-            st.image(viz.tile(x1[None], cell=72), caption=cap1)
+            st.image(viz.tile(x1[None], cell=72), caption=cap1, output_format="PNG")
     with col_opt:
         steps = st.slider("Steps", 3, 16, 10, key="vae_steps")
     if x0 is None or x1 is None:
@@ -132,7 +132,7 @@ def interpolation_tab(model, ds, dataset_name, facts):
     cell = max(24, min(96, STRIP_WIDTH // steps))
     for title, images in strips.items():
         st.markdown(f"**{title}**")
-        st.image(viz.tile(images, ncols=steps, cell=cell))
+        st.image(viz.tile(images, ncols=steps, cell=cell), output_format="PNG")
     st.caption("The latent paths decode every step, so each frame is an image the model can make; the cross-fade "
                "just overlays A and B. The latent paths start and end at the reconstructions of A and B.")
     left, right = st.columns([3, 2])
@@ -191,7 +191,8 @@ def traversal(model, base, base_image, order, kl, token):
                     slider(d)
     with right:
         image = latent.decode_codes(model, values)
-        st.image(viz.tile(torch.cat([base_image, image]), cell=160), caption="The start (left) and the decoded code")
+        st.image(viz.tile(torch.cat([base_image, image]), cell=160), caption="The start (left) and the decoded code",
+                 output_format="PNG")
         st.metric("Change from the start (MSE per pixel)", f"{float(ae.mse(image, base_image)[0]):.4f}")
         st.button("Reset to the start", on_click=reset_sliders, key="vae_reset")
 
@@ -211,7 +212,7 @@ def traverse_tab(model, facts, x0):
     values = torch.linspace(-3, 3, 9)
     rows = torch.cat([ae.traverse(model, base, d, values) for d in shown])
     st.markdown("**Each dimension from −3 to +3, the others held at the start**")
-    st.image(viz.tile(rows, ncols=len(values), cell=72))
+    st.image(viz.tile(rows, ncols=len(values), cell=72), output_format="PNG")
     st.caption("Rows, top to bottom: " + ", ".join(f"z{d + 1}" for d in shown) + " (most KL first).")
 
 
@@ -226,7 +227,7 @@ def sample_tab(model):
     if c3.button("New samples", icon=":material/casino:", key="vae_new"):
         seed = st.session_state["vae_seed"] = seed + 1
     images = ae.sample(model, n, temperature, seed)
-    st.image(viz.tile(images, ncols=16 if n > 16 else 8, cell=56))
+    st.image(viz.tile(images, ncols=16 if n > 16 else 8, cell=56), output_format="PNG")
     st.caption(f"{n} codes drawn from N(0, {temperature:g}²·I) with seed {seed}, then decoded.")
 
 
@@ -240,7 +241,7 @@ def manifold_tab(model, facts):
     order = latent.rank_by_kl(facts["kl"])
     dims = (0, 1) if size == 2 else (order[0], order[1])
     grid = latent.manifold(model, n, dims)
-    st.image(viz.tile(grid, ncols=n, cell=max(16, 720 // n), pad=1))
+    st.image(viz.tile(grid, ncols=n, cell=max(16, 720 // n), pad=1), output_format="PNG")
     where = "the prior's 5% to 95% quantiles"
     if size == 2:
         st.caption(f"The whole latent plane: z1 rises left to right and z2 bottom to top, over {where}.")

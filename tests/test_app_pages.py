@@ -150,6 +150,8 @@ def test_denoise_renders_with_its_widgets(runs, dataset, model):
     for name in ("noisy input", "this model", "median filter 3×3"):
         assert _metric(at, f"PSNR · {name}").endswith("dB") and _metric(at, f"SSIM · {name}")
     assert len(at.get("plotly_chart")) == 2  # PSNR and SSIM against the level
+    urls = [url for element in at.get("image") for url in element.value]
+    assert len(urls) >= 4 and all(u.endswith(".png") for u in urls), urls  # lossless: JPEG blurs the sharp pixels
 
 
 def test_the_noise_slider_changes_the_psnr_shown(runs):
