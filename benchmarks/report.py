@@ -83,9 +83,11 @@ def _cpu(c: dict) -> str:
            f"float32 {rate['fp32']:.0f} GFLOP/s, bfloat16 {rate['bf16']:.0f} GFLOP/s with {c['threads']} threads "
            f"(1 thread: {one['fp32']:.0f} and {one['bf16']:.0f}). The step's largest product, (128×784)·(784×256), "
            f"runs at {small['fp32']:.0f} (float32) and {small['bf16']:.0f} (bfloat16) GFLOP/s.\n\n"
-           f"FLOPs of one training step of the {c['model']} preset at batch {c['batch']}: 6 × batch × Σ(in·out) over "
-           f"its six linear layers = {c['step_flops'] / 1e6:.0f} MFLOP (2 per multiply-add forward, 4 backward; "
-           "biases, activations, the loss and Adam left out, so this undercounts slightly).\n\n")
+           f"FLOPs of one training step of the {c['model']} preset at batch {c['batch']}: 2 × batch × (3 × Σ(in·out) "
+           f"over its six linear layers − 784·256) = {c['step_flops'] / 1e6:.0f} MFLOP: 2 FLOPs per multiply-add of "
+           "each product, forward, the weights' gradients and the inputs' gradients, but none for the images' "
+           "gradient at the first layer, which is not computed (biases, activations, the loss and Adam left out, so "
+           "this undercounts slightly).\n\n")
     body = [[a["precision"], a["batch"], _k(a["samples_per_s"]), f"{a['gflops']:.0f}", f"{rate[a['precision']]:.0f}",
              f"{a['fraction']:.0%}"] for a in c["achieved"]]
     return out + _table(["aecore.fit precision", "batch", "samples/s", "GFLOP/s achieved",

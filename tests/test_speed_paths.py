@@ -70,3 +70,18 @@ def test_graph_path_is_chosen_only_on_cuda_without_noise():
     assert aetrain.use_cuda_graph(torch.device("cuda"), spec, False)
     assert not aetrain.use_cuda_graph(torch.device("cuda"), ae.TrainSpec(noise="gaussian", noise_level=0.3), False)
     assert not aetrain.use_cuda_graph(torch.device("cuda"), spec, True)
+
+
+@pytest.mark.parametrize("hidden", [(256, 128), (64,), ()])
+def test_the_benchmarks_step_flops_are_what_torch_counts(hidden):
+    # the CPU-limit benchmark's fraction divides by this count: it must be the products a step really computes
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks.cpu_limit import dense_step_flops
+
+    spec = ae.ModelSpec(input_shape=(1, 28, 28), arch="dense", hidden=hidden, code_size=32)
+    model, x = ae.build_model(spec, seed=0), torch.rand(128, 1, 28, 28)
+    with FlopCounterMode(display=False) as counter:
+        model.loss(x, x, "bce")["total"].backward()
+    products = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "mm" in str(op))
+    assert products == dense_step_flops(spec, 128)
