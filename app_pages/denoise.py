@@ -94,7 +94,7 @@ def at_level(_models: dict, model_keys: tuple, _dataset, dataset_name: str, kind
 @st.fragment
 def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str, kind: str, filter_name: str,
                default: float) -> None:
-    """The level slider with what depends on it: images, numbers and the marker on the charts."""
+    """The level slider with what depends on it: the images and the numbers at that level."""
     level = st.slider("Noise level", 0.0, LEVEL_MAX[kind], default, 0.05, key=f"dn_level_{kind}",
                       help="Moving it redraws this part of the page only.")
     clean = ds.images[:SHOWN]
@@ -113,6 +113,12 @@ def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str
             change = now[metric][name] - now[metric]["noisy input"]
             col.metric(f"{metric.upper()} · {name}", f"{now[metric][name]:.{digits}f}{unit}",
                        delta=None if name == "noisy input" else f"{change:+.{digits}f}{unit}")
+
+
+def sweep_charts(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str, kind: str,
+                 filter_name: str) -> None:
+    """PSNR and SSIM of every series against the noise level; outside the slider's fragment, so a move of the
+    slider does not redraw them (it would cost a third of the move)."""
     curves = sweep(models, keys, ds, dataset_name, kind, filter_name)
     xs = levels_for(kind)
     left, right = st.columns(2)
@@ -122,7 +128,6 @@ def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str
                                 title=f"{metric.upper()} against noise level")
         for trace in fig.data:  # one colour per role, whichever series are present
             trace.line.color = colour_of(trace.name)
-        fig.add_vline(x=level, line_dash="dot", line_color="#888888")
         fig.update_layout(height=340, legend=dict(y=-0.35))  # below the axis title, not over it
         col.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"dn_chart_{metric}")
 
@@ -169,3 +174,4 @@ keys = tuple((name, fingerprint(m)) for name, m in models.items())
 trained_level = mine.noise_level if mine.noise == kind and mine.noise_level > 0 else None
 default = trained_level or round(round(0.3 * LEVEL_MAX[kind] / 0.05) * 0.05, 2)
 level_view(models, keys, ds, ctx.dataset_name, kind, filter_name, min(float(default), LEVEL_MAX[kind]))
+sweep_charts(models, keys, ds, ctx.dataset_name, kind, filter_name)
