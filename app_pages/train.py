@@ -435,6 +435,7 @@ def run_panel() -> None:
         st.info("Press **Start training** to train this model here and watch it learn, epoch by epoch.")
         return
     refreshed = st.session_state.setdefault("train_refreshed", set())
+    refreshed &= set(session_runs())  # names of runs dropped beyond MAX_RUNS go with them
     if job.done and job.name not in refreshed:
         refreshed.add(job.name)
         st.rerun()  # the whole app, so the sidebar lists the new model and the page stops refreshing

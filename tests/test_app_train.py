@@ -1,4 +1,6 @@
 """AppTest of the Train page: settings, the hourglass numbers, errors, links, and a real tiny training run."""
+import time
+
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -171,6 +173,9 @@ def test_start_is_disabled_while_a_run_trains_and_stop_keeps_the_weights():
     next(b for b in at.button if b.label == "Start training").click().run()
     job = at.session_state["runs"]["deep z16 #1"]
     assert next(b for b in at.button if b.label == "Start training").disabled
+    deadline = time.time() + TIMEOUT
+    while not job.reports and time.time() < deadline:  # stop after an epoch, however loaded the machine is
+        time.sleep(0.05)
     at.button(key="train_stop_deep z16 #1").click().run()
     job.join(TIMEOUT)
     at.run()
@@ -219,6 +224,7 @@ def test_a_session_keeps_at_most_eight_runs_and_drops_the_oldest_with_its_file(d
     at.run()
     at.switch_page("app_pages/train.py").run()
     assert "old #0" in at.session_state["train_final"]  # the shown run's file, made for its download button
+    assert "old #0" in at.session_state["train_refreshed"]  # the page reran once for the finished run
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception
     runs = at.session_state["runs"]
@@ -229,3 +235,4 @@ def test_a_session_keeps_at_most_eight_runs_and_drops_the_oldest_with_its_file(d
     at.run()
     assert not at.exception
     assert set(at.session_state["train_final"]) <= set(runs)  # the dropped run's file went with it
+    assert set(at.session_state["train_refreshed"]) <= set(runs)  # and so did its name
