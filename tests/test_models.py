@@ -210,3 +210,20 @@ def test_denoising_model_beats_its_noisy_input(digits_split):
     noisy = ae.add_noise(val.images, "gaussian", 0.3, torch.Generator().manual_seed(1))
     denoised = ae.reconstruct(model, noisy)
     assert ae.psnr(denoised, val.images).mean() > ae.psnr(noisy, val.images).mean() + 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bce_matches_pytorchs_in_value_and_gradient(dtype):
+    logits = (torch.randn(64, 1, 28, 28) * 4).to(dtype)  # saturated pixels too: |x| up to ~16
+    target = torch.rand(64, 1, 28, 28)
+    grads = []
+    for loss in (ae.models.bce_with_logits_sum,
+                 lambda x, t: torch.nn.functional.binary_cross_entropy_with_logits(x.float(), t, reduction="sum")):
+        x = logits.clone().requires_grad_()
+        value = loss(x, target)
+        (3 * value).backward()
+        grads.append((value.item(), x.grad))
+    (mine, g_mine), (ref, g_ref) = grads
+    assert mine == pytest.approx(ref, rel=1e-6)
+    assert g_mine.dtype == dtype
+    torch.testing.assert_close(g_mine.float(), g_ref.float(), rtol=0, atol=1e-6 if dtype == torch.float32 else 4e-3)
