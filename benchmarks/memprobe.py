@@ -1,8 +1,9 @@
 """`python benchmarks/memprobe.py run app.py ...`: Streamlit's command line, with a thread that appends one JSON line
 of the server's memory to the file named by AECORE_MEMPROBE every AECORE_MEMPROBE_SECONDS (default 30): RSS, the
-Python heap's blocks, glibc malloc's bytes in use and free, live sessions, the bytes of each Streamlit cache and
-session state, and (every fourth line) the most common Python object types. `python -m benchmarks.load
---memory-probe PATH` starts the server this way, so a soak shows where memory goes, not only how much there is.
+Python heap's blocks, the garbage collector's collections per generation and frozen objects, glibc malloc's bytes
+in use and free, live sessions, the bytes of each Streamlit cache and session state, and (every fourth line) the
+most common Python object types and functions. `python -m benchmarks.load --memory-probe PATH` starts the server
+this way, so a soak shows where memory goes, not only how much there is.
 """
 import collections
 import ctypes
@@ -53,21 +54,28 @@ def streamlit_memory() -> dict:
 
 
 def common_types(top: int = 15) -> dict:
-    """Return the counts of the most common types among the objects the garbage collector tracks."""
-    counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
-    return dict(counts.most_common(top))
+    """Return the counts of the most common types among the objects the garbage collector tracks, and of the most
+    common functions and bound methods by name (what a growing count of functions is made of)."""
+    # the oldest generation only: a young tuple that tuple() is still growing must not gain a reference here (CPython
+    # then fails that tuple() with "SystemError: bad argument to internal function": one soak hit it once)
+    objects = gc.get_objects(generation=2)
+    counts = collections.Counter(type(o).__name__ for o in objects)
+    functions = collections.Counter(f"{getattr(o, '__module__', '?')}.{getattr(o, '__qualname__', '?')}"
+                                    for o in objects if type(o).__name__ in ("function", "method"))
+    return {"types": dict(counts.most_common(top)), "functions": dict(functions.most_common(top))}
 
 
 def sample(n: int, start: float) -> dict:
     """Return one line of the record."""
     line = {"t": round(time.time() - start, 1), "rss": rss_bytes(), "py_blocks": sys.getallocatedblocks(),
-            "malloc": malloc_bytes(), "threads": threading.active_count()}
+            "malloc": malloc_bytes(), "threads": threading.active_count(),
+            "gc": {"collections": [g["collections"] for g in gc.get_stats()], "frozen": gc.get_freeze_count()}}
     try:
         line.update(streamlit_memory())
     except Exception as e:  # the probe must never take the server down
         line["streamlit_error"] = repr(e)
     if n % 4 == 0:
-        line["types"] = common_types()
+        line.update(common_types())
     return line
 
 
