@@ -416,12 +416,15 @@ def finished_panel(job) -> None:
     c.metric("PSNR", f"{metrics['psnr']:.1f} dB", help="peak signal-to-noise ratio: higher is better")
     d.metric("SSIM", f"{metrics['ssim']:.3f}", help="structural similarity: 1 is a perfect copy")
     a, b, c, d = st.columns(4)
+    # the run panel's widgets keep one key whichever run is shown: Streamlit keeps a session's widget metadata (with
+    # its callbacks, and through them this page's whole namespace) for every key it has seen, so a key per run grew
+    # a session's memory with every run it trained
     file_name = f"{dataset_family(job.dataset_name)}-{re.sub(r'[^A-Za-z0-9]+', '-', job.name).strip('-')}.safetensors"
     a.download_button("Download .safetensors", data, file_name=file_name, mime="application/octet-stream",
-                      icon=":material/download:", on_click="ignore", key=f"train_dl_{job.name}")
+                      icon=":material/download:", on_click="ignore", key="train_dl")
     ctx = context()
     if ctx and dataset_family(ctx.dataset_name) == dataset_family(job.dataset_name):
-        if b.button("Use it on every page", key=f"train_use_{job.name}", on_click=_use_model, args=(job.name,),
+        if b.button("Use it on every page", key="train_use", on_click=_use_model, args=(job.name,),
                     help="selects this model in the sidebar"):
             st.rerun()
     c.page_link("app_pages/reconstruct.py", label="Reconstruct with it", icon=":material/compare:")
@@ -441,7 +444,7 @@ def run_panel() -> None:
         st.rerun()  # the whole app, so the sidebar lists the new model and the page stops refreshing
     head, stop = st.columns([5, 1], vertical_alignment="bottom")
     head.subheader(f"Run: {job.name}")
-    if not job.done and stop.button("Stop", icon=":material/stop_circle:", key=f"train_stop_{job.name}",
+    if not job.done and stop.button("Stop", icon=":material/stop_circle:", key="train_stop",
                                     help="ends training after the current step and keeps the best weights so far"):
         job.stop()
     status_line(job)

@@ -176,7 +176,7 @@ def test_start_is_disabled_while_a_run_trains_and_stop_keeps_the_weights():
     deadline = time.time() + TIMEOUT
     while not job.reports and time.time() < deadline:  # stop after an epoch, however loaded the machine is
         time.sleep(0.05)
-    at.button(key="train_stop_deep z16 #1").click().run()
+    at.button(key="train_stop").click().run()
     job.join(TIMEOUT)
     at.run()
     assert not at.exception
@@ -236,3 +236,32 @@ def test_a_session_keeps_at_most_eight_runs_and_drops_the_oldest_with_its_file(d
     assert not at.exception
     assert set(at.session_state["train_final"]) <= set(runs)  # the dropped run's file went with it
     assert set(at.session_state["train_refreshed"]) <= set(runs)  # and so did its name
+
+
+def test_showing_run_after_run_does_not_pile_up_page_state(digits_split):
+    # Streamlit keeps a session's widget metadata for every widget key it has seen, callbacks included (and through
+    # them the page's whole namespace): a key per run made each run a session trained stay in memory for good
+    import gc
+
+    def train_pages_alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is dict and o.get("__name__") == "__main__"
+                   and str(o.get("__file__", "")).endswith("train.py"))
+
+    train, val = digits_split
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    runs, alive = {}, []
+    for i in range(4):
+        model_spec, train_spec = ae.preset("vanilla", train.shape, train=dict(epochs=1))
+        job = ae.jobs.TrainingJob(f"run #{i}", "digits", train, val, model_spec, train_spec).start()
+        job.join(TIMEOUT)
+        runs[job.name] = job
+        at.session_state["runs"] = dict(runs)
+        at.session_state["train_shown"] = job.name
+        at.switch_page("app_pages/train.py").run()
+        assert not at.exception
+        assert any(b.label == "Use it on every page" for b in at.button)  # the finished run's panel, with its callback
+        at.switch_page("app_pages/denoise.py").run()  # another page: the Train page's widgets are gone now
+        alive.append(train_pages_alive())
+    assert alive[-1] <= alive[0], alive
