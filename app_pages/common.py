@@ -93,9 +93,9 @@ def umap_warm_up() -> threading.Thread | None:
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
         seconds = ae.projection.warm_up_umap()
         # Streamlit's full collection after every run is off (.streamlit/config.toml: it held the GIL ~0.3 s a run);
-        # Python's own full collections then scan every object, and wait until garbage reaches a quarter of them.
-        # Freezing what start-up made (modules, compiled code: ~2.6 M objects) keeps them out of every later
-        # collection, so full collections come often and cost little, and garbage cycles stay few.
+        # Python's own full collections then scan every object, and wait until new long-lived objects reach a
+        # quarter of them. Freezing what start-up made (modules, compiled code: ~0.7 M objects) keeps them out of
+        # every later collection, so full collections come often and cost little, and garbage cycles stay few.
         gc.collect()
         gc.freeze()
         logging.getLogger("aecore").info("UMAP warmed up in %.1f s; %d start-up objects frozen", seconds,
