@@ -72,7 +72,8 @@ def loss_figure(history: list[dict], title: str | None = "Loss per image") -> go
             if any(y is not None for y in ys):
                 fig.add_scatter(x=epochs, y=ys, name=f"{term} ({split})", mode="lines+markers",
                                 line=dict(color=color, dash=dash))
-    fig.update_xaxes(title="epoch", tickformat="d")
+    # whole epochs only, about ten ticks at most: Plotly's own ticks at 1.2, 1.4... read "1, 1, 1, 2" as integers
+    fig.update_xaxes(title="epoch", tickformat="d", tick0=1, dtick=max(1, math.ceil(len(epochs) / 10)))
     # plain number labels: terms a few decades apart (a VAE's KL and reconstruction) otherwise get cryptic ticks
     fig.update_yaxes(title="loss", type="log", tickformat="~g")
     return _layout(fig, title)

@@ -260,3 +260,10 @@ def test_sweep_figure_has_a_log_axis_at_the_swept_values_and_a_mark():
     assert [t.name for t in fig.data] == ["model", "pca"]
     assert fig.layout.shapes[0].x0 == 4
     assert viz.sweep_figure([0, 0.5], {"a": [1, 2]}, "x", "y", log_x=False).layout.xaxis.type is None
+
+
+@pytest.mark.parametrize("epochs, step", [(2, 1), (10, 1), (35, 4), (100, 10)])
+def test_loss_figure_ticks_whole_epochs(epochs, step):
+    history = [{"epoch": e, "train": {"total": 1.0 / e}, "val": {"total": 1.2 / e}} for e in range(1, epochs + 1)]
+    axis = viz.loss_figure(history).layout.xaxis
+    assert axis.dtick == step and axis.tick0 == 1  # never ticks between epochs, never more than about ten
