@@ -22,7 +22,7 @@ METHOD_HELP = ("PCA is linear and instant: it shows the directions of greatest s
 MAX_MAPS = 12  # fitted maps kept by the server, shared by every session; the least recently used goes first
 SHOWN = 48  # images drawn for a selection; the mean image uses all of them
 NEIGHBOURS = 8
-PANEL_PIXELS = 440  # the width of the side panel on a wide layout: wider image rows wrap instead of overflowing
+PANEL_PIXELS = 440  # about the side panel's width on a wide layout: wider image rows wrap; others shrink to fit if need be
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff", "ppm", "pgm", "pbm", "ico"]
 TRUST_HELP = ("Trustworthiness (k = 5): how many of each point's 5 nearest neighbours on the map are also among its "
               "nearest in the full code, with a penalty for intruders that grows with how far away they really are. "
@@ -150,7 +150,7 @@ def picture(images: torch.Tensor, caption: str, ncols: int | None = None, cell: 
     grid = viz.tile(images, ncols=ncols, cell=cell)
     if grid.shape[1] > PANEL_PIXELS and len(images) > 1:
         grid = viz.tile(images, ncols=max(1, (ncols or min(len(images), 8)) // 2), cell=cell)
-    st.image(grid, caption=caption, width=grid.shape[1], output_format="PNG")
+    st.image(grid, caption=caption, output_format="PNG")  # natural width, never wider than the panel
 
 
 def show_one(model, ds, s: dict, row: int) -> None:

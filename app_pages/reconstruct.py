@@ -67,7 +67,7 @@ def show_grid(model, ds, numbers: torch.Tensor, per_image: dict) -> None:
         for col, k in zip(st.columns(PER_ROW), range(start, min(start + PER_ROW, len(pictures)))):
             i = int(numbers[k])
             name = label_of(ds, i)
-            col.image(pictures[k], width=pictures[k].shape[1], output_format="PNG")
+            col.image(pictures[k], output_format="PNG")
             col.caption(f"#{i}" + (f" · {name}" if name else "") + f"  \n{per_image['psnr'][k]:.1f} dB")
 
 
@@ -233,7 +233,7 @@ def foreign_tab(model, key: str, ctx, s: dict, style: FrameStyle) -> None:
                     width="stretch", config={"displayModeBar": False})
     x, y = f["inputs"][:PER_ROW], f["outputs"][:PER_ROW]
     for col, pic in zip(st.columns(PER_ROW), viz.stacked(x, y, viz.error_rgb(y - x), cell=CELL)):
-        col.image(pic, width=pic.shape[1], output_format="PNG")
+        col.image(pic, output_format="PNG")
     st.caption(f"{name} images cropped to their content and framed like the {family} images, at "
                f"{model.spec.input_shape[1]}×{model.spec.input_shape[2]}: input, reconstruction, error. The model "
                "pulls them towards what it knows. " + ERROR_LEGEND)

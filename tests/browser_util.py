@@ -88,14 +88,25 @@ def wait_heading(page, heading: str, timeout: float = 90) -> None:
     wait_idle(page, timeout)
 
 
+# pictures whose right edge passes their column's (or the main block's): Streamlit does not clamp st.image's width
+OVERFLOWING_IMAGES = """() => [...document.querySelectorAll('[data-testid="stImage"] img')].flatMap(img => {
+    const box = img.closest('[data-testid="stColumn"], [data-testid="stMainBlockContainer"]');
+    const over = box ? img.getBoundingClientRect().right - box.getBoundingClientRect().right : 0;
+    return over > 1 ? [`${img.naturalWidth} px image ${Math.round(over)} px past its column`] : [];
+})"""
+
+
 def problems(page) -> list[str]:
-    """Return what is wrong on the shown page: exception boxes and tracebacks."""
+    """Return what is wrong on the shown page: exception boxes, tracebacks and pictures wider than their column."""
     found = []
     exceptions = page.locator('[data-testid="stException"]')
     if exceptions.count():
         found.append(f"{exceptions.count()} exception box(es): {exceptions.first.inner_text()[:800]}")
     if "Traceback" in page.locator(APP).inner_text():
         found.append("the text 'Traceback' is shown")
+    wide = page.evaluate(OVERFLOWING_IMAGES)
+    if wide:
+        found.append(f"{len(wide)} image(s) wider than their column: {wide[:3]}")
     return found
 
 
