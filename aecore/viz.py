@@ -11,9 +11,11 @@ from plotly.colors import qualitative, sample_colorscale
 
 from .models import ModelSpec
 
-# Okabe-Ito, a palette that stays distinct under the common colour-vision deficiencies
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
-           *qualitative.Safe]
+# Okabe-Ito, a palette that stays distinct under the common colour-vision deficiencies; then Paul Tol's wine and grey
+# for a ninth and tenth class (the first two of Plotly's "Safe", his light blue and rose, were hard to tell from the
+# fifth and fourth on a map of digits), then the rest of "Safe" for data sets with more classes
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#882255",
+           "#888888", *[c for c in qualitative.Safe if c not in ("rgb(136, 34, 85)", "rgb(136, 136, 136)")]]
 # every figure is drawn on plotly_white: set once as the default, since `template=` per figure deep-copies the
 # template (about 8 ms a figure, a third of a Denoise slider move)
 pio.templates.default = "plotly_white"

@@ -1,10 +1,13 @@
 """Unit tests of aecore.sweeps and of the VAE-lab helpers appended to aecore.latent and aecore.viz."""
 import io
+import itertools
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from plotly.colors import hex_to_rgb, unlabel_rgb
+from skimage.color import deltaE_ciede2000, rgb2lab
 
 import aecore as ae
 from aecore import latent, sweeps, viz
@@ -267,3 +270,12 @@ def test_loss_figure_ticks_whole_epochs(epochs, step):
     history = [{"epoch": e, "train": {"total": 1.0 / e}, "val": {"total": 1.2 / e}} for e in range(1, epochs + 1)]
     axis = viz.loss_figure(history).layout.xaxis
     assert axis.dtick == step and axis.tick0 == 1  # never ticks between epochs, never more than about ten
+
+
+def test_the_ten_class_colours_are_told_apart():
+    # CIEDE2000 between every pair of the first ten colours (a digit data set's classes); under about 10 two classes
+    # look alike on a map (the palette's 5th and 9th were 8 apart: two light blues)
+    labs = [rgb2lab(np.array(hex_to_rgb(c) if c.startswith("#") else unlabel_rgb(c))[None, None] / 255)[0, 0]
+            for c in viz.PALETTE[:10]]
+    closest = min(deltaE_ciede2000(a, b) for a, b in itertools.combinations(labs, 2))
+    assert closest > 15
