@@ -17,6 +17,7 @@ import aecore as ae
 from aecore import train as aetrain
 
 from . import common
+from .training import builtin_loss
 
 LR = 1e-3
 
@@ -30,7 +31,7 @@ def plain(model, images, epochs, seed, batch):
         perm = torch.randperm(len(images), generator=gen, device=images.device)
         for i in range(0, len(images), batch):
             x = images[perm[i:i + batch]]
-            loss = model.loss(x, x, "bce")["total"]
+            loss = builtin_loss(model, x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -224,7 +224,8 @@ def targets(r: dict) -> list[list]:
 NOTES = """
 ## How `aecore.fit` runs a step, and why
 
-Profiled with `torch.profiler` on this CPU; each choice below is backed by a table above.
+Profiled with `torch.profiler` on a 2-core AMD EPYC with AVX-512 BF16 (the machine of docs/performance.md); each
+choice below is backed by a table of that report.
 
 - **Data on the device, batches by indexing.** The whole training set is one tensor and each batch is
   `x_all[perm[i:i + batch]]`: no `DataLoader`, no per-item PIL conversion. That conversion is most of what
@@ -237,6 +238,15 @@ Profiled with `torch.profiler` on this CPU; each choice below is backed by a tab
   where the casts cost more than the faster products save (table "Precision and memory format by model";
   aecore.fit itself in bfloat16 against float32 in "Fraction of the CPU's limit"). The loss stays within 2% of
   float32 (tests/test_speed_paths.py; the "final loss" columns).
+- **Its own binary cross-entropy.** PyTorch's CPU `log1p`, which `binary_cross_entropy_with_logits` uses, ran
+  about 12× slower than `log` on the 2-core AMD EPYC (1.1 ms against 0.09 ms for one batch of 128 MNIST images, on
+  one thread), 15–25% of a dense step. `aecore.models.bce_with_logits_sum` computes the same loss (within 1e-7 a
+  pixel) with `log`, and its gradient, sigmoid(x) − t, in one written-out backward instead of autograd's ten
+  element-wise passes: in A/Bs there the deep preset's fit went from about 27 k to 34 k samples/s with `log`, and
+  from 41.6 k to 47.5 k with the written-out gradient (conv 9.7 k to 10.3 k), the same loss in float32. The
+  reference loops (a) and (b) train with PyTorch's own loss (`benchmarks.training.builtin_loss`: the same value
+  and gradient, tests/test_speed_paths.py), as plain PyTorch code does; the ablation row "b + aecore's loss"
+  measures this technique alone.
 - **Channels-last conv on the CPU**: oneDNN's convolution kernels work channels-last; the conv presets on
   MNIST-sized images train with the model and data in that layout, and the model is handed back in the
   standard layout when training ends.
@@ -259,8 +269,8 @@ Tried and not kept:
 
 - **Strided convolutions** instead of max-pooling and nearest upsampling in the conv preset: about twice the
   samples per second, but a held-out loss 25% worse after 3 epochs on the 8,000-image split (145 against 115).
-- **`torch.compile`** was no faster than the eager loop once compiled (slower here, see the ablation table), and
-  a run's first epoch pays the compilation: a few seconds with a warm on-disk cache, 15–27 s on these two cores
+- **`torch.compile`** was no faster than the eager loop once compiled (slower there, see the ablation table), and
+  a run's first epoch pays the compilation: a few seconds with a warm on-disk cache, 15–27 s on its two cores
   without one.
 - **Two intra-op threads inside training jobs.** A job runs in a background thread; with two OpenMP threads
   there it trained the deep preset at about 18 k samples/s against 25 k with one (table "Concurrent
@@ -277,22 +287,15 @@ Targets not reached, and why:
   aecore.fit comes close to 3×; on the conv preset the convolutions dominate every loop's time, so removing
   the data path gains little and fit's lead comes from bfloat16 and channels-last alone.
 - **Half of the matrix-multiply rate.** The float32 path comes close to half of the float32 rate at batch
-  128 (more at batch 1024); against the four times higher bfloat16 rate the bfloat16 path reaches a small
+  128 (more at batch 1024); against that CPU's four times higher bfloat16 rate the bfloat16 path reaches a small
   fraction, because at batch 128 a dense step is bound by per-operation overhead (about 150 small operations, the casts
   and the loss below), not by arithmetic.
 - **500 k samples/s on the GPU (dense, batch 128).** A bare loop replaying the same captured step reached 461 k
   samples/s on the H100 used (280–350 µs of GPU time per step whatever the number of steps per graph), so the
   step itself is the bound there; aecore.fit reaches about 445 k in steady epochs.
 
-Known limits on this machine:
+Known limits on that CPU:
 
-- The binary cross-entropy: PyTorch's CPU `log1p`, which `binary_cross_entropy_with_logits` uses, ran about 12×
-  slower than `log` here (1.1 ms against 0.09 ms for one batch of 128 MNIST images, on one thread), 15–25% of a
-  dense step. `aecore.models.bce_with_logits_sum` computes the same loss (within 1e-7 a pixel) with `log`, and its
-  gradient, sigmoid(x) − t, in one written-out backward instead of autograd's ten element-wise passes. Every loop in
-  these tables calls `model.loss`, so all three gain alike: in A/Bs on this machine the deep preset's fit went from
-  about 27 k to 34 k samples/s with `log`, and from 41.6 k to 47.5 k with the written-out gradient (conv 9.7 k to
-  10.3 k), the same loss in float32.
 - At batch 128 the dense step is bound by per-operation overhead (about 150 small operations), not by
   arithmetic: the achieved fraction of the bfloat16 matrix rate rises with the batch size (table above).
 """

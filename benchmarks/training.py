@@ -11,6 +11,7 @@ import contextlib
 import time
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ToTensor
@@ -41,26 +42,34 @@ class TutorialDataset(Dataset):
         return self.transform(Image.fromarray(img.numpy())), target  # 2-D uint8: PIL mode "L", as in torchvision
 
 
+def builtin_loss(model, x):
+    """Return the loss as plain PyTorch code writes it, for the deep and conv presets: PyTorch's binary cross-entropy
+    on the decoder's logits, summed over the pixels and averaged over the images (model.loss's value for these
+    presets, computed by aecore's own loss with its gradient written out, which is one of fit's speed techniques)."""
+    return F.binary_cross_entropy_with_logits(model.decode_logits(model.encode(x)), x, reduction="sum") / len(x)
+
+
 def tutorial(model, images, epochs, seed):
     """Train as tutorials do: a torchvision-style Dataset converting each image per item, a shuffling DataLoader
-    (no worker processes, its default), Adam with its default implementation."""
+    (no worker processes, its default), Adam with its default implementation, PyTorch's loss."""
     torch.manual_seed(seed)
     loader = DataLoader(TutorialDataset(images), batch_size=BATCH, shuffle=True)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     model.train()
     for _ in range(epochs):
         for x, _ in loader:
-            loss = model.loss(x, x, "bce")["total"]
+            loss = builtin_loss(model, x)
             opt.zero_grad()
             loss.backward()
             opt.step()
 
 
 def plain(model, images, epochs, seed, fused=False, bf16=False, channels_last=False, compiled=False, threads=None,
-          loss="bce"):
+          loss="builtin"):
     """Train with a well-written plain loop: the data as one tensor, batches by indexing a permutation.
 
     The options turn on one speed technique each, for the ablation table; all off is the reference loop (b).
+    `loss`: "builtin" (PyTorch's, `builtin_loss`) or a kind for `model.loss` ("bce" for aecore's own, "mse").
     """
     gen = torch.Generator().manual_seed(seed)
     model.train()
@@ -68,7 +77,7 @@ def plain(model, images, epochs, seed, fused=False, bf16=False, channels_last=Fa
         model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True) if fused else torch.optim.Adam(model.parameters(), lr=LR)
-    loss_of = (lambda x: model.loss(x, x, loss)["total"])
+    loss_of = (lambda x: builtin_loss(model, x)) if loss == "builtin" else (lambda x: model.loss(x, x, loss)["total"])
     if compiled:
         loss_of = torch.compile(loss_of)
     previous = torch.get_num_threads()
@@ -145,6 +154,7 @@ def ablation_loops(arch: str, with_compile: bool) -> dict:
         "plain (b): fp32, Adam": plain,
         "b, 1 thread": lambda *a: plain(*a, threads=1),
         "b + fused Adam": lambda *a: plain(*a, fused=True),
+        "b + aecore's loss": lambda *a: plain(*a, loss="bce"),
         "b + fused + bf16 autocast": lambda *a: plain(*a, fused=True, bf16=True),
     }
     if arch == "conv":

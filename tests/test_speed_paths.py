@@ -85,3 +85,18 @@ def test_the_benchmarks_step_flops_are_what_torch_counts(hidden):
         model.loss(x, x, "bce")["total"].backward()
     products = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "mm" in str(op))
     assert products == dense_step_flops(spec, 128)
+
+
+@pytest.mark.parametrize("name", ["deep", "conv"])
+def test_the_benchmarks_reference_loops_compute_the_models_loss(name):
+    # the tutorial and plain loops train with PyTorch's own loss: it must be model.loss's value and gradient, so
+    # that the benchmark races the same training and only the way of computing it differs
+    from benchmarks.training import builtin_loss
+
+    x = ae.load_dataset("sprites", n=64).images
+    model = ae.build_model(ae.preset(name, tuple(x.shape[1:]))[0], seed=0).train()
+    theirs, ours = builtin_loss(model, x), model.loss(x, x, "bce")["total"]
+    assert torch.allclose(theirs, ours, rtol=1e-5)
+    for g_theirs, g_ours in zip(torch.autograd.grad(theirs, list(model.parameters())),
+                                torch.autograd.grad(ours, list(model.parameters()))):
+        assert torch.allclose(g_theirs, g_ours, rtol=1e-4, atol=1e-6)
