@@ -352,14 +352,19 @@ def shown_terms(history: list[dict]) -> list[dict]:
 
 def epoch_picker(job) -> int:
     """Return the epoch to show: the latest unless the slider was moved back, which then stays put."""
-    n = len(job.reports)
-    if n == 1:
+    n, total = len(job.reports), max(job.train_spec.epochs, len(job.reports))
+    if total == 1:
         return 1
-    key, seen = f"train_epoch_{job.name}", f"train_epoch_max_{job.name}"
-    if st.session_state.get(key) in (None, st.session_state.get(seen)) or st.session_state[key] > n:
-        st.session_state[key] = n
-    st.session_state[seen] = n
-    return st.slider("Epoch shown", 1, n, key=key, help="scrub back to watch the codes and images form")
+    # one key for every run, and the run's whole length as the range: Streamlit keeps a session's widget metadata for
+    # every widget id it has seen, and a slider's id changes with its range, so a key per run, or a range growing
+    # with each epoch, made a new widget every epoch of every run
+    state = st.session_state
+    seen_run, seen_n = state.get("train_epoch_seen", (None, None))
+    if seen_run != job.name or state.get("train_epoch") in (None, seen_n) or state["train_epoch"] > n:
+        state["train_epoch"] = n  # another run, a new epoch while the latest was shown, or one not trained yet
+    state["train_epoch_seen"] = (job.name, n)
+    return min(n, st.slider("Epoch shown", 1, total, key="train_epoch", on_change=_at_most_trained, args=(n,),
+                            help="scrub back to watch the codes and images form; it stops at the latest epoch trained"))
 
 
 def epoch_views(job) -> None:
@@ -391,6 +396,14 @@ def preset_of(job) -> str:
 
 def _use_model(name: str) -> None:
     st.session_state["model_label"] = f"this session: {name}"
+
+
+def _at_most_trained(n: int) -> None:
+    st.session_state["train_epoch"] = min(st.session_state["train_epoch"], n)
+
+
+def _follow_run_shown() -> None:
+    st.session_state["train_shown"] = st.session_state["train_run_shown"]
 
 
 def finished_panel(job) -> None:
@@ -502,8 +515,11 @@ busy = [j.name for j in session_runs().values() if not j.done]
 with col_shape:
     st.markdown("**Shape**")
     shape_panel(model_spec, error)
+    # a key, like every widget here whose label, help or options name a run: without one Streamlit makes a new
+    # widget (and keeps its metadata for the session's life) each time they change
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=bool(error or busy),
-                 help=f"{busy[0]} is still training: stop it or let it finish" if busy else None, width="stretch"):
+                 help=f"{busy[0]} is still training: stop it or let it finish" if busy else None, width="stretch",
+                 key="train_start"):
         start_run(ctx, settings, model_spec, train_spec)
         st.rerun()  # so Start is drawn disabled while the run trains
     capped = full_train > len(train_set)
@@ -530,9 +546,10 @@ runs = session_runs()
 if len(runs) > 1:
     names = list(runs)[::-1]
     shown = st.session_state.get("train_shown")
-    # no key: the widget follows train_shown, which also survives visits to other pages
-    st.session_state["train_shown"] = st.selectbox("Run shown", names,
-                                                   index=names.index(shown) if shown in names else 0)
+    # the widget follows train_shown, which also survives visits to other pages (a widget's own state does not)
+    st.session_state["train_run_shown"] = shown if shown in names else names[0]
+    st.session_state["train_shown"] = st.selectbox("Run shown", names, key="train_run_shown",
+                                                   on_change=_follow_run_shown)
 
 any_running = any(not j.done for j in runs.values())
 st.fragment(run_every=REFRESH_SECONDS if any_running else None)(run_panel)()
