@@ -109,26 +109,30 @@ class TrainingJob:
             with _queue_lock:
                 _queue.remove(self)
             if self._stop.is_set():
-                self.status = "stopped"
+                self.finished, self.status = time.time(), "stopped"
                 return
             self.status, self.started = "running", time.time()
             torch.set_num_threads(THREADS_PER_JOB)
+            status = "failed"
             try:
                 self.history = fit(self.model, self.train, self.val, self.train_spec,
                                    on_epoch=self._on_epoch, stop=self._stop)
-                self.status = "stopped" if self._stop.is_set() else "done"
+                status = "stopped" if self._stop.is_set() else "done"
             except TrainingDiverged as e:  # the settings' fault, not the server's: one line, no traceback
                 log.warning("training job %s: %s", self.name, e)
-                self.history, self.error, self.status = e.history, str(e), "failed"
+                self.history, self.error = e.history, str(e)
             except Exception as e:  # a job's failure ends that job only; the server and other sessions go on
                 log.exception("training job %s failed", self.name)
                 self.history = self.history_so_far
                 kept = (f"; the weights of epoch {best_epoch(self.history)}, the best so far, are kept"
                         if self.history else "")
-                self.error, self.status = f"Training failed: {e}{kept}.", "failed"
+                self.error = f"Training failed: {e}{kept}."
             finally:
                 self.model.to("cpu").eval()
                 self.finished = time.time()
+                # last: a page that sees the job ended finds its model back on the CPU and its end time set (a
+                # 2-hour soak once drew "done" with no end time yet)
+                self.status = status
 
 
 def check_settings(model_spec: ModelSpec, train_spec: TrainSpec, n_train: int) -> None:

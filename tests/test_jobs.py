@@ -67,3 +67,15 @@ def test_a_job_that_crashes_keeps_its_best_weights_and_stays_usable(digits_split
     assert abs(val_loss - job.history[job.best_epoch - 1]["val"]["total"]) < 1e-5
     assert ae.reconstruct(job.model, val.images[:4]).isfinite().all()
     assert "training job crash failed" in caplog.text  # logged once, with its cause
+
+
+def test_a_job_is_seen_ended_only_once_its_model_and_end_time_are_set(digits_split):
+    # pages read a job from other threads: one that reads "done" must find the model handed back and the end time
+    # set (a soak once drew a finished run before its end time existed, and the page failed)
+    job = _job(digits_split, "ordered", epochs=1)
+    seen_at_hand_back = []
+    original_eval = job.model.eval
+    job.model.eval = lambda: (seen_at_hand_back.append((job.done, job.finished)), original_eval())[1]
+    job.start().join(120)
+    assert job.status == "done" and job.finished >= job.started
+    assert seen_at_hand_back and all(not done and finished is None for done, finished in seen_at_hand_back)
