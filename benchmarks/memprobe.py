@@ -56,12 +56,22 @@ def streamlit_memory() -> dict:
 def common_types(top: int = 15) -> dict:
     """Return the counts of the most common types among the objects the garbage collector tracks, and of the most
     common functions and bound methods by name (what a growing count of functions is made of)."""
-    # the oldest generation only: a young tuple that tuple() is still growing must not gain a reference here (CPython
-    # then fails that tuple() with "SystemError: bad argument to internal function": one soak hit it once)
-    objects = gc.get_objects(generation=2)
-    counts = collections.Counter(type(o).__name__ for o in objects)
-    functions = collections.Counter(f"{getattr(o, '__module__', '?')}.{getattr(o, '__qualname__', '?')}"
-                                    for o in objects if type(o).__name__ in ("function", "method"))
+    # A tuple that tuple() is still growing in another thread must not gain a reference here: CPython then fails that
+    # tuple() with "SystemError: bad argument to internal function" (one soak hit it with every generation listed,
+    # a 2-hour one with the oldest only, after a full collection had moved such a tuple there). So no other thread
+    # runs while the list holds its references: a long switch interval, and a pause first so that threads already
+    # waiting for the interpreter start their wait anew with it.
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        time.sleep(0.01)
+        objects = gc.get_objects(generation=2)
+        counts = collections.Counter(type(o).__name__ for o in objects)
+        functions = collections.Counter(f"{getattr(o, '__module__', '?')}.{getattr(o, '__qualname__', '?')}"
+                                        for o in objects if type(o).__name__ in ("function", "method"))
+        del objects
+    finally:
+        sys.setswitchinterval(previous)
     return {"types": dict(counts.most_common(top)), "functions": dict(functions.most_common(top))}
 
 
