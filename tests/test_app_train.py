@@ -1,4 +1,5 @@
 """AppTest of the Train page: settings, the hourglass numbers, errors, links, and a real tiny training run."""
+import gc
 import time
 
 import pytest
@@ -238,32 +239,39 @@ def test_a_session_keeps_at_most_eight_runs_and_drops_the_oldest_with_its_file(d
     assert set(at.session_state["train_refreshed"]) <= set(runs)  # and so did its name
 
 
+def _tracked(predicate) -> int:
+    """Return how many objects the garbage collector tracks match predicate, after a full collection."""
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if predicate(o))
+
+
+def _shown_run(at: AppTest, runs: dict, digits_split, name: str, epochs: int):
+    """Start a vanilla run on digits, add it to the session's runs as the one shown, and return its job."""
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("vanilla", train.shape, train=dict(epochs=epochs))
+    runs[name] = job = ae.jobs.TrainingJob(name, "digits", train, val, model_spec, train_spec).start()
+    at.session_state["runs"] = dict(runs)
+    at.session_state["train_shown"] = name
+    return job
+
+
 def test_showing_run_after_run_does_not_pile_up_page_state(digits_split):
     # Streamlit keeps a session's widget metadata for every widget key it has seen, callbacks included (and through
     # them the page's whole namespace): a key per run made each run a session trained stay in memory for good
-    import gc
+    def train_page(o) -> bool:
+        return (type(o) is dict and o.get("__name__") == "__main__"
+                and str(o.get("__file__", "")).endswith("train.py"))
 
-    def train_pages_alive() -> int:
-        gc.collect()
-        return sum(1 for o in gc.get_objects() if type(o) is dict and o.get("__name__") == "__main__"
-                   and str(o.get("__file__", "")).endswith("train.py"))
-
-    train, val = digits_split
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
     runs, alive = {}, []
     for i in range(4):
-        model_spec, train_spec = ae.preset("vanilla", train.shape, train=dict(epochs=1))
-        job = ae.jobs.TrainingJob(f"run #{i}", "digits", train, val, model_spec, train_spec).start()
-        job.join(TIMEOUT)
-        runs[job.name] = job
-        at.session_state["runs"] = dict(runs)
-        at.session_state["train_shown"] = job.name
+        _shown_run(at, runs, digits_split, f"run #{i}", epochs=1).join(TIMEOUT)
         at.switch_page("app_pages/train.py").run()
         assert not at.exception
         assert any(b.label == "Use it on every page" for b in at.button)  # the finished run's panel, with its callback
         at.switch_page("app_pages/denoise.py").run()  # another page: the Train page's widgets are gone now
-        alive.append(train_pages_alive())
+        alive.append(_tracked(train_page))
     assert alive[-1] <= alive[0], alive
 
 
@@ -271,23 +279,12 @@ def test_training_run_after_run_keeps_one_widget_per_control(digits_split):
     # Streamlit keeps a session's widget metadata for every widget id it has seen; an unkeyed widget's id changes
     # with its label, help and options (a slider's with its range), so Start (whose help names the run still
     # training), Run shown (whose options list the runs) and the epoch slider (a key per run, its range growing
-    # each epoch) made new widgets with every run and epoch: +75 a minute in a 2-hour soak of 20 students
-    import gc
-
-    def widgets_known() -> int:
-        gc.collect()
-        return sum(1 for o in gc.get_objects() if type(o).__name__ == "WidgetMetadata")
-
-    train, val = digits_split
+    # each epoch) made new widgets with every run and epoch: +68 a minute in a 2-hour soak of 20 students
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
     runs, known = {}, []
     for i in range(4):
-        model_spec, train_spec = ae.preset("vanilla", train.shape, train=dict(epochs=500))
-        job = ae.jobs.TrainingJob(f"run #{i}", "digits", train, val, model_spec, train_spec).start()
-        runs[job.name] = job
-        at.session_state["runs"] = dict(runs)
-        at.session_state["train_shown"] = job.name
+        job = _shown_run(at, runs, digits_split, f"run #{i}", epochs=500)
         while len(job.reports) < 2:
             time.sleep(0.05)
         at.switch_page("app_pages/train.py").run()  # drawn while the run trains: Start's help names it
@@ -301,5 +298,5 @@ def test_training_run_after_run_keeps_one_widget_per_control(digits_split):
         assert start.disabled and job.name in start.help
         assert i == 0 or next(s for s in at.selectbox if s.label == "Run shown").options[0] == job.name
         assert next(s for s in at.slider if s.label == "Epoch shown").value >= 4
-        known.append(widgets_known())
+        known.append(_tracked(lambda o: type(o).__name__ == "WidgetMetadata"))
     assert known[-1] <= known[1], known
