@@ -363,8 +363,8 @@ def epoch_picker(job) -> int:
     if seen_run != job.name or state.get("train_epoch") in (None, seen_n) or state["train_epoch"] > n:
         state["train_epoch"] = n  # another run, a new epoch while the latest was shown, or one not trained yet
     state["train_epoch_seen"] = (job.name, n)
-    return min(n, st.slider("Epoch shown", 1, total, key="train_epoch", on_change=_at_most_trained, args=(n,),
-                            help="scrub back to watch the codes and images form; it stops at the latest epoch trained"))
+    return st.slider("Epoch shown", 1, total, key="train_epoch",
+                     help="scrub back to watch the codes and images form; it stops at the latest epoch trained")
 
 
 def epoch_views(job) -> None:
@@ -396,10 +396,6 @@ def preset_of(job) -> str:
 
 def _use_model(name: str) -> None:
     st.session_state["model_label"] = f"this session: {name}"
-
-
-def _at_most_trained(n: int) -> None:
-    st.session_state["train_epoch"] = min(st.session_state["train_epoch"], n)
 
 
 def _follow_run_shown() -> None:

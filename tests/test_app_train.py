@@ -300,3 +300,6 @@ def test_training_run_after_run_keeps_one_widget_per_control(digits_split):
         assert next(s for s in at.slider if s.label == "Epoch shown").value >= 4
         known.append(_tracked(lambda o: type(o).__name__ == "WidgetMetadata"))
     assert known[-1] <= known[1], known
+    # the slider spans the run's 500 epochs but stops at the last one trained
+    next(s for s in at.slider if s.label == "Epoch shown").set_value(400).run()
+    assert next(s for s in at.slider if s.label == "Epoch shown").value == len(job.reports) < 400
