@@ -42,11 +42,15 @@ class TutorialDataset(Dataset):
         return self.transform(Image.fromarray(img.numpy())), target  # 2-D uint8: PIL mode "L", as in torchvision
 
 
-def builtin_loss(model, x):
-    """Return the loss as plain PyTorch code writes it, for the deep and conv presets: PyTorch's binary cross-entropy
-    on the decoder's logits, summed over the pixels and averaged over the images (model.loss's value for these
-    presets, computed by aecore's own loss with its gradient written out, which is one of fit's speed techniques)."""
-    return F.binary_cross_entropy_with_logits(model.decode_logits(model.encode(x)), x, reduction="sum") / len(x)
+def builtin_loss(model, x, decode=None):
+    """Return the loss as plain PyTorch code writes it, for the deep and conv presets: the model's layers run as
+    written (`model.decoder`, an nn.Sequential of nn.Upsample and nn.Conv2d for conv), PyTorch's binary
+    cross-entropy on the decoder's logits, summed over the pixels and averaged over the images. This is model.loss's
+    value; aecore computes it with two of fit's speed techniques, the sub-pixel decoder (`model.decode_logits`) and
+    its own loss with the gradient written out, which the ablation table measures one at a time.
+    `decode`: the decoder to run instead of the layers as written."""
+    logits = (decode or model.decoder)(model.encode(x))
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
 
 
 def tutorial(model, images, epochs, seed):
@@ -65,11 +69,12 @@ def tutorial(model, images, epochs, seed):
 
 
 def plain(model, images, epochs, seed, fused=False, bf16=False, channels_last=False, compiled=False, threads=None,
-          loss="builtin"):
+          sub_pixel=False, loss="builtin"):
     """Train with a well-written plain loop: the data as one tensor, batches by indexing a permutation.
 
     The options turn on one speed technique each, for the ablation table; all off is the reference loop (b).
-    `loss`: "builtin" (PyTorch's, `builtin_loss`) or a kind for `model.loss` ("bce" for aecore's own, "mse").
+    `loss`: "builtin" (PyTorch's, `builtin_loss`), "aecore" (aecore's binary cross-entropy, same decoder), or a kind
+    for `model.loss` ("bce", "mse"; these decode sub-pixel as aecore.fit does).
     """
     gen = torch.Generator().manual_seed(seed)
     model.train()
@@ -77,7 +82,10 @@ def plain(model, images, epochs, seed, fused=False, bf16=False, channels_last=Fa
         model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True) if fused else torch.optim.Adam(model.parameters(), lr=LR)
-    loss_of = (lambda x: builtin_loss(model, x)) if loss == "builtin" else (lambda x: model.loss(x, x, loss)["total"])
+    decode = model.decode_logits if sub_pixel else model.decoder
+    losses = {"builtin": lambda x: builtin_loss(model, x, decode),
+              "aecore": lambda x: ae.models.bce_with_logits_sum(decode(model.encode(x)), x) / len(x)}
+    loss_of = losses.get(loss, lambda x: model.loss(x, x, loss)["total"])
     if compiled:
         loss_of = torch.compile(loss_of)
     previous = torch.get_num_threads()
@@ -154,12 +162,15 @@ def ablation_loops(arch: str, with_compile: bool) -> dict:
         "plain (b): fp32, Adam": plain,
         "b, 1 thread": lambda *a: plain(*a, threads=1),
         "b + fused Adam": lambda *a: plain(*a, fused=True),
-        "b + aecore's loss": lambda *a: plain(*a, loss="bce"),
+        "b + aecore's loss": lambda *a: plain(*a, loss="aecore"),
         "b + fused + bf16 autocast": lambda *a: plain(*a, fused=True, bf16=True),
     }
     if arch == "conv":
         loops["b + fused + channels-last"] = lambda *a: plain(*a, fused=True, channels_last=True)
         loops["b + fused + channels-last + bf16"] = lambda *a: plain(*a, fused=True, channels_last=True, bf16=True)
+        loops["b + sub-pixel decoder"] = lambda *a: plain(*a, sub_pixel=True)
+        loops["b + fused + channels-last + sub-pixel"] = lambda *a: plain(*a, fused=True, channels_last=True,
+                                                                            sub_pixel=True)
     if with_compile:
         loops["b + fused + torch.compile"] = lambda *a: plain(*a, fused=True, compiled=True)
     return loops
