@@ -42,15 +42,21 @@ class TutorialDataset(Dataset):
         return self.transform(Image.fromarray(img.numpy())), target  # 2-D uint8: PIL mode "L", as in torchvision
 
 
-def builtin_loss(model, x, decode=None):
-    """Return the loss as plain PyTorch code writes it, for the deep and conv presets: the model's layers run as
-    written (`model.decoder`, an nn.Sequential of nn.Upsample and nn.Conv2d for conv), PyTorch's binary
-    cross-entropy on the decoder's logits, summed over the pixels and averaged over the images. This is model.loss's
-    value; aecore computes it with two of fit's speed techniques, the sub-pixel decoder (`model.decode_logits`) and
-    its own loss with the gradient written out, which the ablation table measures one at a time.
-    `decode`: the decoder to run instead of the layers as written."""
-    logits = (decode or model.decoder)(model.encode(x))
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+def logits(model, x, layers="as written"):
+    """Return the decoder's logits with the model's layers run as written (`model.encoder`, `model.decoder`: for conv,
+    nn.Sequential of Conv2d, ReLU, MaxPool2d and of Upsample, Conv2d), as plain PyTorch code runs them, or with
+    `layers="aecore"` as aecore runs them (`model.encode`, `model.decode_logits`: pooling before the activation,
+    the sub-pixel decoder; the same function, which is one of fit's speed techniques)."""
+    if layers == "aecore":
+        return model.decode_logits(model.encode(x))
+    return model.decoder(model.head(model.encoder(x)))
+
+
+def builtin_loss(model, x, layers="as written"):
+    """Return the loss as plain PyTorch code writes it, for the deep and conv presets: PyTorch's binary cross-entropy
+    on the decoder's logits, summed over the pixels and averaged over the images. This is model.loss's value, which
+    aecore computes with its own loss (the gradient written out) and its way of running the layers."""
+    return F.binary_cross_entropy_with_logits(logits(model, x, layers), x, reduction="sum") / len(x)
 
 
 def tutorial(model, images, epochs, seed):
@@ -69,12 +75,13 @@ def tutorial(model, images, epochs, seed):
 
 
 def plain(model, images, epochs, seed, fused=False, bf16=False, channels_last=False, compiled=False, threads=None,
-          sub_pixel=False, loss="builtin"):
+          layers="as written", loss="builtin"):
     """Train with a well-written plain loop: the data as one tensor, batches by indexing a permutation.
 
     The options turn on one speed technique each, for the ablation table; all off is the reference loop (b).
-    `loss`: "builtin" (PyTorch's, `builtin_loss`), "aecore" (aecore's binary cross-entropy, same decoder), or a kind
-    for `model.loss` ("bce", "mse"; these decode sub-pixel as aecore.fit does).
+    `layers`: "as written" or "aecore" (see `logits`). `loss`: "builtin" (PyTorch's, `builtin_loss`), "aecore"
+    (aecore's binary cross-entropy, the layers as `layers` says), or a kind for `model.loss` ("bce", "mse"; these run
+    the layers as aecore.fit does).
     """
     gen = torch.Generator().manual_seed(seed)
     model.train()
@@ -82,9 +89,8 @@ def plain(model, images, epochs, seed, fused=False, bf16=False, channels_last=Fa
         model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True) if fused else torch.optim.Adam(model.parameters(), lr=LR)
-    decode = model.decode_logits if sub_pixel else model.decoder
-    losses = {"builtin": lambda x: builtin_loss(model, x, decode),
-              "aecore": lambda x: ae.models.bce_with_logits_sum(decode(model.encode(x)), x) / len(x)}
+    losses = {"builtin": lambda x: builtin_loss(model, x, layers),
+              "aecore": lambda x: ae.models.bce_with_logits_sum(logits(model, x, layers), x) / len(x)}
     loss_of = losses.get(loss, lambda x: model.loss(x, x, loss)["total"])
     if compiled:
         loss_of = torch.compile(loss_of)
@@ -168,9 +174,9 @@ def ablation_loops(arch: str, with_compile: bool) -> dict:
     if arch == "conv":
         loops["b + fused + channels-last"] = lambda *a: plain(*a, fused=True, channels_last=True)
         loops["b + fused + channels-last + bf16"] = lambda *a: plain(*a, fused=True, channels_last=True, bf16=True)
-        loops["b + sub-pixel decoder"] = lambda *a: plain(*a, sub_pixel=True)
-        loops["b + fused + channels-last + sub-pixel"] = lambda *a: plain(*a, fused=True, channels_last=True,
-                                                                            sub_pixel=True)
+        loops["b + aecore's layers"] = lambda *a: plain(*a, layers="aecore")
+        loops["b + fused + channels-last + aecore's layers"] = lambda *a: plain(*a, fused=True, channels_last=True,
+                                                                                 layers="aecore")
     if with_compile:
         loops["b + fused + torch.compile"] = lambda *a: plain(*a, fused=True, compiled=True)
     return loops

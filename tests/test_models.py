@@ -249,3 +249,24 @@ def test_sub_pixel_decoder_computes_the_decoder_as_written(name, shape, layout):
     torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-5)
     for g_mine, g_ref in zip(my_grads, ref_grads):
         torch.testing.assert_close(g_mine, g_ref, rtol=1e-4, atol=1e-5 * g_ref.abs().max().item())  # sums of taps
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "tanh", "sigmoid", "gelu"])
+def test_encoder_pooling_first_computes_the_encoder_as_written(activation):
+    """encode pools before a non-decreasing activation (on a quarter of the pixels): the same codes and gradients as
+    the nn.Sequential run module by module; GELU, which dips below zero, keeps the written order."""
+    model_spec, _ = ae.preset("conv", (1, 28, 28), model={"activation": activation})
+    model = ae.build_model(model_spec, seed=4)
+    x = torch.rand(6, 1, 28, 28)
+    x[0] = 0.0  # a blank image: all-zero windows, where ReLU's ties and zero gradients meet the pooling
+    weights = torch.randn(6, model_spec.code_size)
+    results = []
+    for encode in (lambda x: model.head(model.encoder(x)), model.encode):
+        model.zero_grad()
+        code = encode(x)
+        (code * weights).sum().backward()
+        results.append((code, [p.grad.clone() for p in model.encoder.parameters()]))
+    (ref, ref_grads), (mine, my_grads) = results
+    torch.testing.assert_close(mine, ref, rtol=0, atol=0)
+    for g_mine, g_ref in zip(my_grads, ref_grads):
+        torch.testing.assert_close(g_mine, g_ref, rtol=0, atol=0)
