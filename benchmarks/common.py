@@ -73,7 +73,8 @@ class OtherLoad:
         return t.user + t.system + t.children_user + t.children_system
 
     def stop(self) -> float:
-        """Return the fraction (0-1) of all cores that other processes used since start()."""
+        """Return the fraction (0-1) of all cores that other processes used since start(), counting the time a
+        virtual machine's host took from it (steal), which /proc/stat counts as busy."""
         ticks, own = _cpu_ticks(), self._own()
         if ticks is None or self.ticks is None or ticks[0] == self.ticks[0]:
             return 0.0

@@ -25,8 +25,9 @@ def _machine(r: dict) -> str:
             f", torch threads {m['torch_threads']}; {m['os']}\n"
             f"- Python {m['python']}; {versions}\n"
             "- Other work on the machine, per section: the 1-minute load average when it started (this run's own "
-            "work counts in it) / the share of the CPU other processes used while it ran (under 10% is quiet; "
-            f"more slows the numbers down): {loads}\n")
+            "work counts in it) / the share of the CPU other processes used while it ran, which in a virtual machine "
+            "includes the time the host took from it (under 10% is quiet; more slows the numbers down): "
+            f"{loads}\n")
 
 
 def _training(rows: list[dict]) -> str:
