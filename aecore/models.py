@@ -386,29 +386,57 @@ class Autoencoder(nn.Module):
 
 
 def _phases(w: torch.Tensor, dim: int) -> torch.Tensor:
-    """Return a 3x3 kernel's taps along `dim` folded for the two phases of a nearest x2 upsampling, stacked first: an
-    output pixel in phase 0 reads the input row above it (tap 0) and its own row twice (taps 1 and 2), one in phase 1
-    its own row twice (taps 0 and 1) and the row below (tap 2)."""
+    """Return a 3x3 kernel's taps along `dim` folded into the 2-tap kernels of the two phases of a nearest x2
+    upsampling, stacked first: an output pixel in phase 0 reads the input row above it (tap 0) and its own row twice
+    (taps 1 and 2), one in phase 1 its own row twice (taps 0 and 1) and the row below (tap 2)."""
     t0, t1, t2 = w.unbind(dim)
-    zero = torch.zeros_like(t0)
-    return torch.stack([torch.stack([t0, t1 + t2, zero], dim), torch.stack([zero, t0 + t1, t2], dim)])
+    return torch.stack([torch.stack([t0, t1 + t2], dim), torch.stack([t0 + t1, t2], dim)])
+
+
+class _InterleavePhases(torch.autograd.Function):
+    """Return the upsampled image from a 2x2 convolution's phase channels (phase-major: row phase, column phase,
+    channel): output pixel (2i + a, 2j + b) is phase (a, b)'s value at (i + a, j + b), as one strided copy in the
+    input's memory layout. Autograd's own `as_strided` backward was slower than the whole convolution."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+        n, c4, h1, w1 = y.shape
+        c, (sn, sc, sh, sw) = c4 // 4, y.stride()
+        # (size, stride) of i, a, j, b: phase a's channel block starts 2c channels on, its row i + a one row on
+        i, a, j, b = (h1 - 1, sh), (2, 2 * c * sc + sh), (w1 - 1, sw), (2, c * sc + sw)
+        last = sc == 1  # channels-last in, channels-last out
+        size, stride = zip(*([(n, sn), i, a, j, b, (c, sc)] if last else [(n, sn), (c, sc), i, a, j, b]))
+        ctx.layout = y.shape, y.stride(), size, stride, last
+        out = y.as_strided(size, stride).reshape(n, 2 * i[0], 2 * j[0], c) if last else \
+            y.as_strided(size, stride).reshape(n, c, 2 * i[0], 2 * j[0])
+        return out.permute(0, 3, 1, 2) if last else out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        shape, strides, size, stride, last = ctx.layout
+        g = torch.empty_strided(shape, strides, dtype=grad.dtype, device=grad.device).zero_()
+        g.as_strided(size, stride).copy_((grad.permute(0, 2, 3, 1) if last else grad).reshape(size))
+        return g
 
 
 def upsample_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """Return conv(nearest x2 upsampling of x) for a 3x3 convolution with padding 1, computed on x itself.
 
-    Each of the four pixels an input pixel becomes sees the small image through its own 3x3 kernel whose taps are
-    sums of the conv's (`_phases`), so one convolution with four times the output channels followed by a pixel
-    shuffle gives the same result (to float rounding) with the same multiply-adds, without the upsampled tensor:
-    a training step (forward and backward, batch 128) of the conv preset's last layer, 16 channels to 1 at 28x28,
-    went from 35 to 6 ms on two Xeon cores (12 to 5 ms channels-last), and inference on 1,024 images from 409 to
-    209 ms (docs/performance-xeon.md).
+    Each of the four pixels an input pixel becomes sees only a 2x2 window of the small image, through a kernel whose
+    taps are sums of the conv's (`_phases`). So one 2x2 convolution over x padded by one pixel, with four times the
+    output channels, then a strided copy that takes each phase's pixels (`_InterleavePhases`), gives the same result
+    (to float rounding) with about half the multiply-adds, and without the upsampled tensor. On two Xeon cores a
+    training step (batch 128) of the conv preset's last layer, 16 channels to 1 at 28x28, took 41 ms as written
+    (16 ms channels-last) and takes about 5 ms; the preset's fit ran 17% faster than with a 3x3 convolution on the
+    small image and a pixel shuffle, this function's earlier form (docs/performance-xeon.md).
     """
-    rows = _phases(conv.weight, -2)  # (row phase, out, in, 3, 3)
-    kernels = _phases(rows, -1)  # (column phase, row phase, out, in, 3, 3)
-    kernels = kernels.permute(2, 1, 0, 3, 4, 5).reshape(-1, conv.in_channels, 3, 3)  # out-major, as pixel_shuffle
-    bias = conv.bias.repeat_interleave(4) if conv.bias is not None else None
-    return F.pixel_shuffle(F.conv2d(x, kernels, bias, padding=1), 2)
+    rows = _phases(conv.weight, -2)  # (row phase, out, in, 2, 3)
+    kernels = _phases(rows, -1)  # (column phase, row phase, out, in, 2, 2)
+    kernels = kernels.transpose(0, 1).reshape(-1, conv.in_channels, 2, 2)  # phase-major, as _InterleavePhases
+    if conv.weight.stride(1) == 1:  # a channels-last conv, whose output is channels-last whatever its input
+        kernels = kernels.contiguous(memory_format=torch.channels_last)
+    bias = conv.bias.repeat(4) if conv.bias is not None else None
+    return _InterleavePhases.apply(F.conv2d(x, kernels, bias, padding=1))
 
 
 class _BCEWithLogitsSum(torch.autograd.Function):

@@ -232,8 +232,8 @@ def test_bce_matches_pytorchs_in_value_and_gradient(dtype):
 @pytest.mark.parametrize("name, shape", [("conv", (1, 28, 28)), ("conv-vae", (3, 32, 32)), ("denoising", (1, 8, 8))])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_sub_pixel_decoder_computes_the_decoder_as_written(name, shape, layout):
-    """decode_logits runs each upsampling + 3x3 conv as one sub-pixel convolution: the same outputs and gradients as
-    the nn.Sequential run module by module, in either memory layout."""
+    """decode_logits runs each upsampling + 3x3 conv as one 2x2 convolution on the small image: the same outputs and
+    gradients as the nn.Sequential run module by module, in either memory layout."""
     model_spec, _ = ae.preset(name, shape, model={"hidden": (8, 16, 4)[:2 if shape[1] < 32 else 3]})
     model = ae.build_model(model_spec, seed=3).to(memory_format=layout)
     z = torch.randn(6, model_spec.code_size)
@@ -246,6 +246,7 @@ def test_sub_pixel_decoder_computes_the_decoder_as_written(name, shape, layout):
         results.append((out, [p.grad.clone() for p in model.decoder.parameters()]))
     (ref, ref_grads), (mine, my_grads) = results
     assert mine.shape == ref.shape == (6, *shape)
+    assert mine.is_contiguous(memory_format=layout)  # the next layer, and .view, see the layout they were given
     torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-5)
     for g_mine, g_ref in zip(my_grads, ref_grads):
         torch.testing.assert_close(g_mine, g_ref, rtol=1e-4, atol=1e-5 * g_ref.abs().max().item())  # sums of taps
