@@ -288,6 +288,11 @@ Tried and not kept:
 - **`torch.compile`** was no faster than the eager loop once compiled (slower there, see the ablation table), and
   a run's first epoch pays the compilation: a few seconds with a warm on-disk cache, 15–27 s on its two cores
   without one.
+- **Other forms of the conv preset's first layer** (1 channel to 16 at 28×28, then max-pooling: about a quarter
+  of a step on the Xeon, where oneDNN runs a one-channel input slowly): one matrix product over rows of seven
+  pixels at once (`unfold` and a banded weight), the input padded to two channels, the convolution and pooling as
+  a phase convolution on the space-to-depth image, and the 2×2 max-pool as element-wise maxima with its own
+  backward. None made fit faster in A/Bs on the Xeon; the last two were twice as slow.
 - **Two intra-op threads inside training jobs.** A job runs in a background thread; with two OpenMP threads
   there it trained the deep preset at about 18 k samples/s against 25 k with one (table "Concurrent
   training", first column), and any other work on the two cores (a page render, another job) makes a
@@ -300,8 +305,11 @@ Targets not reached, and why:
 
 - **3× the tutorial loop.** The tutorial loop's extra cost is the per-image PIL conversion and collation, about
   3 ms per batch; the rest of its step is the same eager float32 step as the plain loop. On the dense preset
-  aecore.fit comes close to 3×; on the conv preset the convolutions dominate every loop's time, so removing
-  the data path gains little and fit's lead comes from bfloat16 and channels-last alone.
+  aecore.fit reaches or comes close to 3×; on the conv preset the convolutions dominate every loop's time, so
+  removing the data path gains little and fit's lead comes from channels-last, the cheaper layer order and, where
+  the CPU has it, bfloat16. On the Xeon 3× needs a step of about 27 ms at batch 128 (the tutorial loop's is about
+  80 ms); fit's is 30–35 ms, of which the four convolutions take about 17 ms (the two thin ones, one channel in
+  and four out, at a tenth of the others' rate) and max-pooling at 28×28 about 4 ms.
 - **Half of the matrix-multiply rate.** The float32 path comes close to half of the float32 rate at batch
   128 (more at batch 1024); against that CPU's four times higher bfloat16 rate the bfloat16 path reaches a small
   fraction, because at batch 128 a dense step is bound by per-operation overhead (about 150 small operations, the casts
