@@ -13,7 +13,7 @@ from app_pages.common import dataset_family, load_pretrained, model_options, req
 SAMPLE = 200  # images the PSNR and SSIM are averaged over
 SHOWN = 8
 CELL = 88  # pixels per shown image: 8×8 digits at 11×, scaled without blur
-SWEEP_POINTS = 10
+STEP = 0.05  # the level slider's step; the charts measure every position of the slider
 NOISE_NAMES = {"gaussian": "Gaussian (std of added noise)", "salt-pepper": "salt and pepper (share of pixels)",
                "masking": "masking (share of pixels dropped to black)"}
 FILTERS = {"median filter 3×3": partial(median_filter, size=3),
@@ -63,9 +63,9 @@ def colour_of(series: str) -> str:
 
 
 def levels_for(kind: str) -> list[float]:
-    """Return the noise levels the chart sweeps for a kind of noise."""
-    top = LEVEL_MAX[kind]
-    return [round(top * k / SWEEP_POINTS, 3) for k in range(1, SWEEP_POINTS + 1)]
+    """Return the noise levels the charts sweep for a kind of noise: every position of the level slider above zero,
+    so that a move of the slider finds its numbers measured."""
+    return [round(STEP * k, 3) for k in range(1, round(LEVEL_MAX[kind] / STEP) + 1)]
 
 
 def denoisers(models: dict, filter_name: str) -> dict:
@@ -77,7 +77,7 @@ def denoisers(models: dict, filter_name: str) -> dict:
 
 # Cache keys: each model's aecore.metrics.fingerprint (a hash of its spec and weights; id() could be reused by a
 # new model) with the series names, plus the data set's name; the models and images go unhashed (leading _).
-@st.cache_data(max_entries=32, ttl=3600, show_spinner="Measuring every denoiser at ten noise levels…")
+@st.cache_data(max_entries=32, ttl=3600, show_spinner="Measuring every denoiser at every noise level…")
 def sweep(_models: dict, model_keys: tuple, _dataset, dataset_name: str, kind: str, filter_name: str) -> dict:
     """Return PSNR and SSIM per level for the noisy input, the models and the filter."""
     return noise_sweep(sample(_dataset), kind, levels_for(kind), denoisers(_models, filter_name))
@@ -86,16 +86,21 @@ def sweep(_models: dict, model_keys: tuple, _dataset, dataset_name: str, kind: s
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
 def at_level(_models: dict, model_keys: tuple, _dataset, dataset_name: str, kind: str, filter_name: str,
              level: float) -> dict:
-    """Return PSNR and SSIM at one level, {metric: {series: value}}."""
-    r = noise_sweep(sample(_dataset), kind, [level], denoisers(_models, filter_name))
-    return {metric: {k: v[0] for k, v in series.items()} for metric, series in r.items()}
+    """Return PSNR and SSIM at one level, {metric: {series: value}}: read from the sweep where it measured that level
+    (the same noisy images: noise_sweep seeds each level alike), else measured."""
+    levels = levels_for(kind)
+    if round(level, 3) in levels:
+        r, i = sweep(_models, model_keys, _dataset, dataset_name, kind, filter_name), levels.index(round(level, 3))
+    else:
+        r, i = noise_sweep(sample(_dataset), kind, [level], denoisers(_models, filter_name)), 0
+    return {metric: {k: v[i] for k, v in series.items()} for metric, series in r.items()}
 
 
 @st.fragment
 def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str, kind: str, filter_name: str,
                default: float) -> None:
     """The level slider with what depends on it: the images and the numbers at that level."""
-    level = st.slider("Noise level", 0.0, LEVEL_MAX[kind], default, 0.05, key=f"dn_level_{kind}",
+    level = st.slider("Noise level", 0.0, LEVEL_MAX[kind], default, STEP, key=f"dn_level_{kind}",
                       help="Moving it redraws this part of the page only.")
     clean = ds.images[:SHOWN]
     noisy = ae.add_noise(clean, kind, level, torch.Generator().manual_seed(0))
@@ -172,6 +177,6 @@ elif not is_plain(mine) and not preferred:
 keys = tuple((name, fingerprint(m)) for name, m in models.items())
 # start where this model was trained, when it was trained on this kind of noise; else at a third of the range
 trained_level = mine.noise_level if mine.noise == kind and mine.noise_level > 0 else None
-default = trained_level or round(round(0.3 * LEVEL_MAX[kind] / 0.05) * 0.05, 2)
+default = trained_level or round(round(0.3 * LEVEL_MAX[kind] / STEP) * STEP, 2)
 level_view(models, keys, ds, ctx.dataset_name, kind, filter_name, min(float(default), LEVEL_MAX[kind]))
 sweep_charts(models, keys, ds, ctx.dataset_name, kind, filter_name)

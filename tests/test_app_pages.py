@@ -1,5 +1,6 @@
 """AppTest of the Reconstruct and Denoise pages with real tiny models trained on digits and sprites."""
 import io
+import json
 
 import pytest
 from PIL import Image, ImageDraw
@@ -162,6 +163,22 @@ def test_the_noise_slider_changes_the_psnr_shown(runs):
     after = {n: _metric(at, f"PSNR · {n}") for n in ("noisy input", "this model")}
     assert after["this model"] != before["this model"]
     assert float(after["noisy input"].split()[0]) < float(before["noisy input"].split()[0])
+
+
+def test_the_numbers_at_the_slider_are_the_charts_numbers_there(runs):
+    # every position of the slider is a point of the charts: a move reads the numbers the charts were drawn from
+    at = _page(runs, DENOISE, "tiny-digits-denoising")
+    for level in (0.3, 0.85, 0.0):
+        at.slider(key="dn_level_gaussian").set_value(level).run()
+        assert not at.exception
+        shown = {n: _metric(at, f"PSNR · {n}") for n in ("noisy input", "this model")}
+        if level:
+            psnr_chart = next(c for c in at.get("plotly_chart") if "PSNR" in c.proto.spec)
+            trace = next(t for t in json.loads(psnr_chart.proto.spec)["data"] if t["name"] == "this model")
+            assert float(shown["this model"].split()[0]) == round(trace["y"][trace["x"].index(level)], 2)
+        else:  # below the charts' first level, measured apart: no noise, so the input is the original image
+            assert shown["noisy input"] == "100.00 dB"  # aecore.metrics.psnr's ceiling, for identical images
+            assert float(shown["this model"].split()[0]) < 100
 
 
 def test_a_denoising_model_is_compared_with_a_plain_one(runs):

@@ -307,6 +307,8 @@ def test_noise_sweep_measures_each_denoiser_on_the_same_noise(digits):
     assert r["psnr"]["identity"] == r["psnr"]["noisy input"]  # the same noisy images for every denoiser
     assert r["psnr"]["noisy input"][0] > r["psnr"]["noisy input"][1] > r["psnr"]["noisy input"][2]
     assert r == noise_sweep(clean, "gaussian", levels, {"median": median_filter, "identity": lambda x: x})
+    alone = noise_sweep(clean, "gaussian", [0.3], {"median": median_filter})  # a level measures alike in any sweep
+    assert alone["psnr"]["median"] == r["psnr"]["median"][1:2] and alone["ssim"]["median"] == r["ssim"]["median"][1:2]
 
 
 def test_percentile_and_fingerprint():
