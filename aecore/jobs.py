@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 # Training threads share one process: each job gets its own core rather than all jobs fighting over every core.
 MAX_JOBS = int(os.environ.get("AECORE_MAX_JOBS", max(1, (os.cpu_count() or 1))))
 THREADS_PER_JOB = max(1, (os.cpu_count() or 1) // MAX_JOBS)
+# Training runs behind the pages: where the cores are contended, a job's thread gives way to the server's page runs.
+# With two conv jobs training on the 2-core Xeon, the Denoise slider's server run took 58 ms against 79 ms at equal
+# priority (8 alternated blocks in one process); alone, a job trains as fast as before.
+JOB_NICENESS = 10
 
 _slots = threading.Semaphore(MAX_JOBS)
 _queue: list["TrainingJob"] = []
@@ -113,6 +118,7 @@ class TrainingJob:
                 return
             self.status, self.started = "running", time.time()
             torch.set_num_threads(THREADS_PER_JOB)
+            _lower_thread_priority()
             status = "failed"
             try:
                 self.history = fit(self.model, self.train, self.val, self.train_spec,
@@ -133,6 +139,14 @@ class TrainingJob:
                 # last: a page that sees the job ended finds its model back on the CPU and its end time set (a
                 # 2-hour soak once drew "done" with no end time yet)
                 self.status = status
+
+
+def _lower_thread_priority() -> None:
+    """Make the calling thread, and the threads it starts, JOB_NICENESS nicer than it was (Linux schedules threads
+    one by one, each with its own nice value); elsewhere leave it as it is."""
+    if sys.platform.startswith("linux"):
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + JOB_NICENESS))
 
 
 def check_settings(model_spec: ModelSpec, train_spec: TrainSpec, n_train: int) -> None:

@@ -1,4 +1,9 @@
 import math
+import os
+import sys
+import threading
+
+import pytest
 
 import aecore as ae
 
@@ -16,6 +21,21 @@ def test_a_job_trains_in_the_background_and_reports_each_epoch(digits_split):
     assert [r["epoch"] for r in job.reports] == [1, 2, 3]
     assert job.reports[-1]["map"].shape == (len(digits_split[1]), 2)
     assert job.history[-1]["val"]["total"] < job.history[0]["val"]["total"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own nice values on Linux only")
+def test_a_job_trains_at_a_lower_priority_than_the_pages(digits_split):
+    # the sliders of a class stay quick while its jobs train: a job's thread gives way where the cores are contended
+    job = _job(digits_split, "nice", epochs=2)
+    seen = []
+    on_epoch = job._on_epoch
+    job._on_epoch = lambda report: (seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
+                                    on_epoch(report))
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    job.start().join(120)
+    assert job.status == "done"
+    assert seen == [min(19, mine + ae.jobs.JOB_NICENESS)] * 2
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the page's thread keeps its own
 
 
 def test_jobs_of_a_closed_session_are_stopped_after_a_grace_period(digits_split):
