@@ -15,7 +15,8 @@ SECTIONS = ("training", "ablation", "precision", "cpu", "conv", "startup", "proj
 SETTINGS = {
     "training": ({"epochs": 1, "rounds": 2}, {"epochs": 3, "rounds": 5}),
     "ablation": ({"epochs": 1, "rounds": 1, "presets": ("deep",)}, {"epochs": 1, "rounds": 3, "with_compile": True}),
-    "precision": ({"rounds": 1, "presets": ("vanilla", "deep", "conv")}, {"rounds": 3}),
+    # quick mode leaves the conv preset out here: its four variants on MNIST took 40 of 57 s on the Xeon
+    "precision": ({"rounds": 1, "presets": ("vanilla", "deep")}, {"rounds": 3}),
     "cpu": ({"epochs": 1, "rounds": 2}, {"epochs": 2, "rounds": 5}),
     "conv": ({"epochs": 2, "candidates": ((16, 32),)}, {"epochs": 5, "candidates": ((16, 32), (8, 16), (32, 64))}),
     "startup": ({"repeats": 5, "home": False}, {"repeats": 5, "home": True}),
