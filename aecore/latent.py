@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .models import Autoencoder, in_batches
+from .models import Autoencoder
+from .train import in_batches
 
 
 def _device(model: Autoencoder) -> torch.device:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .models import Autoencoder, images_of, in_batches
+from .models import Autoencoder, images_of
+from .train import in_batches
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

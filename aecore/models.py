@@ -482,12 +482,3 @@ EVAL_BATCH = 1024
 def images_of(data) -> torch.Tensor:
     """Return the (N, C, H, W) image tensor of an ImageDataset or a tensor."""
     return data.images if hasattr(data, "images") else data
-
-
-@torch.no_grad()
-def in_batches(model: Autoencoder, fn, data) -> torch.Tensor:
-    """Return fn(batch) over a data set in eval mode, batch by batch on the model's device, joined on the CPU."""
-    images = images_of(data)
-    model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([fn(images[i:i + EVAL_BATCH].to(device)).cpu() for i in range(0, len(images), EVAL_BATCH)])

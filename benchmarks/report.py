@@ -250,7 +250,9 @@ choice below is backed by a table of that report.
   measures this technique alone.
 - **Channels-last conv on the CPU**: oneDNN's convolution kernels work channels-last; the conv presets on
   MNIST-sized images train with the model and data in that layout, and the model is handed back in the
-  standard layout when training ends.
+  standard layout when training ends. The pages' batched inference (`aecore.train.in_batches`: codes,
+  reconstructions, errors) hands such models channels-last batches too: encoding 2,000 MNIST images with the conv
+  preset took 0.28 s, now 0.13 s, on the Xeon.
 - **Conv layers run in a cheaper order** (in the model, so every use of a conv model gains, not only fit; the
   same function, values and gradients, tests/test_models.py). Profiled on a 2-core Intel Xeon:
   - *A sub-pixel decoder*: each nearest ×2 upsampling and the 3×3 convolution after it run as one 2×2 convolution
