@@ -407,8 +407,7 @@ class _InterleavePhases(torch.autograd.Function):
         last = sc == 1  # channels-last in, channels-last out
         size, stride = zip(*([(n, sn), i, a, j, b, (c, sc)] if last else [(n, sn), (c, sc), i, a, j, b]))
         ctx.layout = y.shape, y.stride(), size, stride, last
-        out = y.as_strided(size, stride).reshape(n, 2 * i[0], 2 * j[0], c) if last else \
-            y.as_strided(size, stride).reshape(n, c, 2 * i[0], 2 * j[0])
+        out = y.as_strided(size, stride).reshape((n, 2 * i[0], 2 * j[0], c) if last else (n, c, 2 * i[0], 2 * j[0]))
         return out.permute(0, 3, 1, 2) if last else out
 
     @staticmethod

@@ -88,9 +88,9 @@ def at_level(_models: dict, model_keys: tuple, _dataset, dataset_name: str, kind
              level: float) -> dict:
     """Return PSNR and SSIM at one level, {metric: {series: value}}: read from the sweep where it measured that level
     (the same noisy images: noise_sweep seeds each level alike), else measured."""
-    levels = levels_for(kind)
-    if round(level, 3) in levels:
-        r, i = sweep(_models, model_keys, _dataset, dataset_name, kind, filter_name), levels.index(round(level, 3))
+    levels, on_grid = levels_for(kind), round(level, 3)
+    if on_grid in levels:
+        r, i = sweep(_models, model_keys, _dataset, dataset_name, kind, filter_name), levels.index(on_grid)
     else:
         r, i = noise_sweep(sample(_dataset), kind, [level], denoisers(_models, filter_name)), 0
     return {metric: {k: v[i] for k, v in series.items()} for metric, series in r.items()}
