@@ -6,10 +6,12 @@ import io
 import numpy as np
 import pytest
 import torch
+from sklearn import manifold
 
 import aecore as ae
 from aecore import projection, viz
 from aecore.latent import encode_sample, retrieval
+from conftest import MNIST, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +159,12 @@ def test_projection_figure_carries_each_points_row(digits):
     three = viz.projection_figure(np.c_[coords, coords[:, 0]], values=np.arange(200.0), value_name="scale")
     assert three.data[0].type == "scatter3d" and three.data[0].marker.colorbar.title.text == "scale"
     assert three.data[0].marker.cmin == pytest.approx(np.percentile(np.arange(200.0), 1))
+
+
+def test_tsne_keeps_neighbourhoods_as_well_as_scikit_learns_on_mnist_codes():
+    """The t-SNE target: within 0.01 of scikit-learn's TSNE in trustworthiness (k=5), on real codes."""
+    model = ae.load(ROOT / "pretrained" / "mnist-conv-z32.safetensors")
+    codes = ae.encode_dataset(model, ae.load_dataset(f"idx:{MNIST}", "all").images[:1000]).numpy()
+    ours = ae.trustworthiness(codes, ae.project(codes, "tsne"), k=5)
+    theirs = ae.trustworthiness(codes, manifold.TSNE(random_state=0, init="pca").fit_transform(codes), k=5)
+    assert ours >= theirs - 0.01 and ours > 0.95
