@@ -2,6 +2,9 @@
 
 The CUDA-graph path needs a GPU; its equivalence with eager training is an output of `python -m benchmarks.gpu`.
 """
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -121,3 +124,14 @@ def test_the_benchmarks_reference_loops_compute_the_models_loss(name):
     for g_theirs, g_ours in zip(torch.autograd.grad(theirs, list(model.parameters())),
                                 torch.autograd.grad(ours, list(model.parameters()))):
         assert torch.allclose(g_theirs, g_ours, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_import_leaves_the_collector_as_it_was_and_loads_nothing_heavy(collecting):
+    """`import aecore` pauses the cyclic collector while it imports torch (a fifth of the import's time) and hands
+    it back as it found it; projections and figures are imported when first used."""
+    code = ("import gc, json, sys\n" + ("" if collecting else "gc.disable()\n") + "import aecore\n"
+            "heavy = ('umap', 'numba', 'openTSNE', 'sklearn.manifold', 'streamlit', 'plotly')\n"
+            "print(json.dumps([gc.isenabled(), [m for m in heavy if m in sys.modules]]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [f"[{str(collecting).lower()},", "[]]"]
