@@ -17,9 +17,10 @@ SETTINGS = {
     "ablation": ({"epochs": 1, "rounds": 1, "presets": ("deep",)}, {"epochs": 1, "rounds": 3, "with_compile": True}),
     # quick mode leaves the conv preset out here: its four variants on MNIST took 40 of 57 s on the Xeon
     "precision": ({"rounds": 1, "presets": ("vanilla", "deep")}, {"rounds": 3}),
-    "cpu": ({"epochs": 1, "rounds": 2}, {"epochs": 2, "rounds": 5}),
+    # quick mode: fewer samples of each matmul rate (6 rates of 6-8 samples of >= 0.3 s took 14 s on the Xeon)
+    "cpu": ({"epochs": 1, "rounds": 2, "matmul_repeats": 3}, {"epochs": 2, "rounds": 5}),
     "conv": ({"epochs": 2, "candidates": ((16, 32),)}, {"epochs": 5, "candidates": ((16, 32), (8, 16), (32, 64))}),
-    "startup": ({"repeats": 5, "home": False}, {"repeats": 5, "home": True}),
+    "startup": ({"repeats": 3, "home": False}, {"repeats": 5, "home": True}),
     # quick mode leaves UMAP out: compiling it takes half a minute
     "projection": ({"sizes": (2000,), "methods": ("PCA", "t-SNE, aecore (openTSNE)", "t-SNE, scikit-learn")},
                    {"sizes": (2000, 5000, 10_000)}),

@@ -60,18 +60,20 @@ def fit_speeds(images: torch.Tensor, model_spec: ae.ModelSpec, batch: int, epoch
     return {p: median(v) for p, v in speeds.items()}
 
 
-def run(images: torch.Tensor, epochs: int = 2, rounds: int = 3, log=print) -> dict:
-    """Return the measured matmul rates and, for the deep dense preset at its default batch size, the FLOPs of a
-    step and the fraction of the rate of its precision that aecore.fit reached in float32 and in bfloat16."""
+def run(images: torch.Tensor, epochs: int = 2, rounds: int = 3, matmul_repeats: int = 5, log=print) -> dict:
+    """Return the measured matmul rates (median of `matmul_repeats` samples each) and, for the deep dense preset at
+    its default batch size, the FLOPs of a step and the fraction of the rate of its precision that aecore.fit
+    reached in float32 and in bfloat16."""
     threads = torch.get_num_threads()
-    rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    rates = {p: matmul_rate(d, repeats=matmul_repeats) for p, d in dtypes.items()}
     torch.set_num_threads(1)
     try:
-        rates_1 = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+        rates_1 = {p: matmul_rate(d, repeats=matmul_repeats) for p, d in dtypes.items()}
     finally:
         torch.set_num_threads(threads)
     # the step's biggest matmul, (128 x 784) @ (784 x 256): the rate a model this small can hope for
-    small = {p: matmul_rate(d, n=128, m=256, k=784) for p, d in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    small = {p: matmul_rate(d, n=128, m=256, k=784, repeats=matmul_repeats) for p, d in dtypes.items()}
     model_spec, train_spec = ae.preset("deep", tuple(images.shape[1:]))
     flops = dense_step_flops(model_spec, train_spec.batch_size)
     out = {"threads": threads, "matmul_n": MATMUL_N, "matmul_gflops": rates, "matmul_gflops_1_thread": rates_1,
