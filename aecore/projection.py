@@ -1,6 +1,8 @@
 """Projections of codes to 2 or 3 dimensions (PCA, t-SNE, UMAP) and how faithful they are."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -20,9 +22,9 @@ TSNE_CALLBACK_EVERY = 25
 # codes (one thread, as a fixed random_state makes it) 1.7 s instead of 4.1 s on the EPYC, at a trustworthiness (k=5)
 # of 0.9655 against 0.9674 (docs/performance.md). The 2-core Xeon needed 3.1 s for it (target: under 3 s), nearly all
 # in the epochs; 120 took 1.67 s against 2.64 s there (4 alternated rounds) at 0.9621-0.9648 against 0.9634-0.9661,
-# the maps alike by eye. Below 4,097 points UMAP would find neighbours exactly through scikit-learn's
-# pairwise_distances with a Python-level callback per pair (6.5 of 7.4 s on 2,000 codes, profiled); its approximate
-# search (pynndescent) is used for every size instead.
+# the maps alike by eye. UMAP's neighbours come from ExactNeighbours (below) at every size: UMAP's own search runs
+# scikit-learn's pairwise_distances with a Python-level callback per pair below 4,097 points (6.5 of 7.4 s on 2,000
+# codes, profiled), and pynndescent above, whose compilation was most of UMAP's first call.
 UMAP_EPOCHS = 120
 
 
@@ -51,9 +53,33 @@ def projector(method: str = "pca", n_components: int = 2, seed: int = 0, **param
                     callbacks=params.get("callbacks"), callbacks_every_iters=TSNE_CALLBACK_EVERY, **TSNE_SETTINGS)
     import umap  # imported on first use: it costs seconds of numba compilation
 
+    # UMAP's own words when its neighbours come without a pynndescent index; ExactNeighbours places points as well
+    warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\] \(knn_search_index\) is not an NNDescent")
     return umap.UMAP(n_components=n_components, random_state=seed, n_neighbors=params.get("n_neighbors", 15),
                      min_dist=params.get("min_dist", 0.1), n_epochs=params.get("n_epochs", UMAP_EPOCHS), n_jobs=1,
-                     force_approximation_algorithm=True)
+                     force_approximation_algorithm=True,
+                     precomputed_knn=params.get("precomputed_knn", (None, None, None)))
+
+
+class ExactNeighbours:
+    """An exact nearest-neighbour index of codes (scikit-learn's), in the form UMAP queries to place new points.
+
+    fit_projection hands UMAP the codes' neighbours from it and the index itself, so that UMAP never runs
+    pynndescent's NN-descent, whose numba compilation took 43 of the ~50 s of UMAP's first call in a process on two
+    Xeon cores (numba's compile events): the server's warm-up fell from 54-79 s to about 10 s.
+    """
+
+    _angular_trees = False  # read by UMAP's transform: the distances are euclidean
+
+    def __init__(self, codes: np.ndarray):
+        from sklearn.neighbors import NearestNeighbors
+
+        self.index = NearestNeighbors().fit(codes)
+
+    def query(self, x: np.ndarray, k: int, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Return the indices (int32) and distances (float32) of the k fitted codes nearest to each row of x."""
+        dists, indices = self.index.kneighbors(x, k)
+        return indices.astype(np.int32), dists.astype(np.float32)
 
 
 def project(codes, method: str = "pca", n_components: int = 2, seed: int = 0, **params) -> np.ndarray:
@@ -144,6 +170,9 @@ def fit_projection(codes, method: str = "pca", n_components: int = 2, seed: int 
             return False
 
         params["callbacks"] = tick
+    if method == "umap":  # each code's neighbours (itself first, as UMAP expects) and the index that places new ones
+        index = ExactNeighbours(x)
+        params["precomputed_knn"] = (*index.query(x, params["n_neighbors"]), index)
     fitted = projector(method, n_components, seed, **params)
     embedding = fitted.fit_transform(x).astype(np.float32)
     hook[0] = None
@@ -229,6 +258,6 @@ def warm_up_umap(seed: int = 0) -> float:
 
     t0 = time.perf_counter()
     points = np.random.default_rng(seed).normal(size=(500, 8)).astype(np.float32)
-    fitted = projector("umap", 2, seed, n_epochs=20).fit(points)
-    fitted.transform(points[:2])  # placing new points on a map compiles code of its own
+    fitted, _ = fit_projection(points, "umap", 2, seed, n_epochs=20)
+    place(fitted, points[:2])  # placing new points on a map compiles code of its own
     return time.perf_counter() - t0

@@ -275,14 +275,17 @@ choice below is backed by a table of that report.
   generator) keeps the eager path. Loss values are read one step late so the GPU always has the next step
   queued. See the GPU section for the equivalence with eager training.
 
-- **UMAP: approximate neighbours at every size, 120 epochs.** Below 4,097 points umap-learn finds neighbours
+- **UMAP: exact neighbours from scikit-learn, 120 epochs.** Below 4,097 points umap-learn finds neighbours
   exactly through scikit-learn's `pairwise_distances` with a Python-level callback per pair: 6.5 of 7.4 s on
-  2,000 codes (profiled). `force_approximation_algorithm=True` uses pynndescent at every size instead, and
-  `n_epochs=200` (umap-learn's own choice above 10,000 points) replaced its 500 below: 2,000 codes went from
-  3.8 s to 0.7 s, 5,000 from 4.0 s to 1.8 s, at trustworthiness 0.966 against 0.969 and 0.967. On the Xeon
-  5,000 codes still took 3.1 s, nearly all in the epochs: 120 epochs took 1.67 s against 2.64 s there at a
-  trustworthiness 0.0015 lower, the maps alike by eye. With one path left to compile, the server's start-up
-  warm-up (`warm_up_umap`, 500 points in a background thread) covers every later size.
+  2,000 codes (profiled), and above it with pynndescent's NN-descent, whose numba compilation took 43 of the
+  ~50 s of UMAP's first call in a process on the Xeon (numba's compile events). aecore finds each code's
+  neighbours with scikit-learn's `NearestNeighbors` (0.1 s for 5,000 codes) and gives UMAP them and the index
+  (`aecore.projection.ExactNeighbours`, which also places new codes), so NN-descent never compiles: the
+  server's start-up warm-up (`warm_up_umap`, 500 points in a background thread) fell from 54-79 s to about
+  10 s there. `n_epochs=200` (umap-learn's own choice above 10,000 points) first replaced its 500 below: 2,000
+  codes went from 3.8 s to 0.7 s, 5,000 from 4.0 s to 1.8 s on the EPYC, at trustworthiness 0.966 against
+  0.969 and 0.967. On the Xeon 5,000 codes still took 3.1 s, nearly all in the epochs: 120 epochs took 1.67 s
+  against 2.64 s there at a trustworthiness 0.0015 lower, the maps alike by eye.
 - **t-SNE: openTSNE, Barnes-Hut, 125 + 250 iterations.** openTSNE's Barnes-Hut gradients with an exact
   neighbour search and theta 0.8 ran 5,000 codes in 5.4 s on the EPYC with 250 + 300 iterations (early
   exaggeration + the rest), but 11.1 s on the Xeon; 125 + 250 took 6.1 s there at a trustworthiness of 0.9900

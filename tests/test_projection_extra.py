@@ -168,3 +168,17 @@ def test_tsne_keeps_neighbourhoods_as_well_as_scikit_learns_on_mnist_codes():
     ours = ae.trustworthiness(codes, ae.project(codes, "tsne"), k=5)
     theirs = ae.trustworthiness(codes, manifold.TSNE(random_state=0, init="pca").fit_transform(codes), k=5)
     assert ours >= theirs - 0.01 and ours > 0.95
+
+
+def test_umap_maps_with_exact_neighbours_and_places_codes_where_they_are(digits):
+    """UMAP gets each code's exact neighbours and an exact index to place new codes with (aecore.projection's
+    ExactNeighbours), so numba never compiles pynndescent's NN-descent: most of the server's UMAP warm-up."""
+    import pynndescent
+
+    x = digits.images[:400].flatten(1).numpy()
+    fitted, coords = projection.fit_projection(x, "umap", 2)
+    brute = np.sort(np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1)), axis=1)[:, :15]
+    assert np.allclose(fitted._knn_dists, brute, atol=1e-4)
+    placed = projection.place(fitted, x[:20])
+    assert np.median(np.linalg.norm(placed - coords[:20], axis=1)) < 0.1 * coords.std(0).mean()
+    assert not pynndescent.pynndescent_.nn_descent.signatures
