@@ -82,7 +82,7 @@ def fitted_map(key: tuple, codes: torch.Tensor, method: str, dims: int, params: 
     elif method == "umap":
         warm = umap_warm_up()
         compiling = warm.is_alive() if warm is not None else "umap" not in sys.modules
-        note = (" The first UMAP since the server started takes 30–40 s longer: numba compiles its code once."
+        note = (" The first UMAP since the server started takes up to 15 s longer: numba compiles its code once."
                 if compiling else "")
         with st.spinner(f"UMAP: laying out {n}…{note}", show_time=True):
             fitted, coords = projection.fit_projection(codes, method, dims, **params)
@@ -251,7 +251,7 @@ def place_panel(model, ds, s: dict, entry: dict, key: tuple, style: FrameStyle) 
         return {}
     x, name = picked
     code = ae.encode_dataset(model, x)
-    slow = " The first placement on a UMAP map since the server started compiles code: up to a minute." \
+    slow = " The first placement on a UMAP map since the server started compiles code: a few seconds." \
         if key[3] == "umap" else ""
     with st.spinner(f"Placing {name} on the map…{slow}", show_time=True):
         xy = placed_on(entry["fitted"], key, code, code.numpy().tobytes())
