@@ -298,7 +298,7 @@ st.caption(f"Every image goes through **{ctx.model_label}**'s encoder to a code 
            "the map squeezes those codes to 2 or 3 dimensions. Images the model finds alike land close together.")
 
 options = size_options(len(ds))
-c1, c2, c3, c4, c5 = st.columns([3, 4, 2, 3, 3])
+c1, c2, c3, c4, c5 = st.columns([2.5, 3.5, 2, 4.5, 3])  # UMAP's two sliders share c4
 n = c1.select_slider("Images to map", options, value=min(5000, options[-1]) if 5000 in options else options[-1],
                      key="lat_n", help=f"A random sample of the {len(ds):,} images (the same one every time).")
 method = c2.segmented_control("Projection", list(METHOD_NAMES), default="pca", format_func=METHOD_NAMES.get,
