@@ -66,7 +66,7 @@ class ExactNeighbours:
 
     fit_projection hands UMAP the codes' neighbours from it and the index itself, so that UMAP never runs
     pynndescent's NN-descent, whose numba compilation took 43 of the ~50 s of UMAP's first call in a process on two
-    Xeon cores (numba's compile events): the server's warm-up fell from 54-79 s to about 10 s.
+    Xeon cores (numba's compile events): the server's warm-up fell from 54-79 s to 13-15 s.
     """
 
     _angular_trees = False  # read by UMAP's transform: the distances are euclidean

@@ -282,8 +282,8 @@ choice below is backed by a table of that report.
   ~50 s of UMAP's first call in a process on the Xeon (numba's compile events). aecore finds each code's
   neighbours with scikit-learn's `NearestNeighbors` (0.1 s for 5,000 codes) and gives UMAP them and the index
   (`aecore.projection.ExactNeighbours`, which also places new codes), so NN-descent never compiles: the
-  server's start-up warm-up (`warm_up_umap`, 500 points in a background thread) fell from 54-79 s to about
-  10 s there. `n_epochs=200` (umap-learn's own choice above 10,000 points) first replaced its 500 below: 2,000
+  server's start-up warm-up (`warm_up_umap`, 500 points in a background thread) fell from 54-79 s to
+  13-15 s there. `n_epochs=200` (umap-learn's own choice above 10,000 points) first replaced its 500 below: 2,000
   codes went from 3.8 s to 0.7 s, 5,000 from 4.0 s to 1.8 s on the EPYC, at trustworthiness 0.966 against
   0.969 and 0.967. On the Xeon 5,000 codes still took 3.1 s, nearly all in the epochs: 120 epochs took 1.67 s
   against 2.64 s there at a trustworthiness 0.0015 lower, the maps alike by eye.
