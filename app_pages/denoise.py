@@ -106,18 +106,27 @@ def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str
     noisy = ae.add_noise(clean, kind, level, torch.Generator().manual_seed(0))
     rows = {"noisy input": noisy, **{name: fn(noisy) for name, fn in denoisers(models, filter_name).items()},
             "clean original": clean}
-    for name, images in rows.items():
-        left, right = st.columns([1, 5], vertical_alignment="center")
-        left.markdown(f"**{name}**")
-        right.image(viz.tile(images, ncols=SHOWN, cell=CELL), output_format="PNG")
+    # one element each for the pictures and the numbers: drawn as columns, labels, images and metrics (45 elements),
+    # they took the browser as long again as the rest of a move (docs/latency.md)
+    st.html(viz.labelled_rows_html({name: viz.tile(images, ncols=SHOWN, cell=CELL) for name, images in rows.items()}))
     now = at_level(models, keys, ds, dataset_name, kind, filter_name, level)
     st.markdown(f"**At level {level:.2f}**, averaged over {len(sample(ds))} images (the change is against the noisy "
-                "input):")
-    for metric, unit, digits in (("psnr", " dB", 2), ("ssim", "", 3)):
-        for col, name in zip(st.columns(len(now[metric])), now[metric]):
-            change = now[metric][name] - now[metric]["noisy input"]
-            col.metric(f"{metric.upper()} · {name}", f"{now[metric][name]:.{digits}f}{unit}",
-                       delta=None if name == "noisy input" else f"{change:+.{digits}f}{unit}")
+                f"input):\n\n{numbers_table(now)}")
+
+
+def numbers_table(now: dict) -> str:
+    """Return a Markdown table of each series' PSNR and SSIM at one level, and their change against the noisy input
+    (green where better, red where worse)."""
+    def change(metric: str, name: str, digits: int, unit: str) -> str:
+        if name == "noisy input":
+            return ""
+        d = now[metric][name] - now[metric]["noisy input"]
+        return f":{'green' if d > 0 else 'red' if d < 0 else 'gray'}[{d:+.{digits}f}{unit}]"
+
+    rows = ["| | PSNR | change | SSIM | change |", "| --- | ---: | ---: | ---: | ---: |"]
+    rows += [f"| **{name}** | {now['psnr'][name]:.2f} dB | {change('psnr', name, 2, ' dB')} | "
+             f"{now['ssim'][name]:.3f} | {change('ssim', name, 3, '')} |" for name in now["psnr"]]
+    return "\n".join(rows)
 
 
 def sweep_charts(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str, kind: str,

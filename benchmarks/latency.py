@@ -154,8 +154,9 @@ def instrumented(fragment_id: str | None, probe: Probe):
 
 
 def image_urls(at) -> list[str]:
-    """Return the media URLs of every st.image on an AppTest's page."""
-    return [img.url for node in at.get("image") for img in node.proto.imgs]
+    """Return the media URLs of every st.image on an AppTest's page, and the HTML of every st.html (where the Denoise
+    page's pictures are, as data URLs)."""
+    return [img.url for node in at.get("image") for img in node.proto.imgs] + [n.proto.body for n in at.get("html")]
 
 
 def find_slider(at, pattern: str):
@@ -270,12 +271,14 @@ PROBE_JS = """(() => {
         return ws;
     }});
 })();"""
-IMAGES_JS = "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')].map(i => i.src)"
+# the pictures of the page: st.image's, and those inside st.html (the Denoise page draws its rows of pictures so)
+PICTURES = '[data-testid="stImage"] img, [data-testid="stHtml"] img'
+IMAGES_JS = f"() => [...document.querySelectorAll('{PICTURES}')].map(i => i.src)"
 # Done: the run has ended, every image has loaded and one has a new source (or, where the picture did not change,
 # a second has passed since the run ended). Should the attribute's change be missed, the last image load ends it.
 DONE_JS = """(before) => {
     const lat = window.__lat, now = performance.now();
-    const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
+    const imgs = [...document.querySelectorAll('%PICTURES%')];
     const app = document.querySelector('[data-testid="stApp"]');
     if (!imgs.every(i => i.complete && i.naturalWidth > 0)) return false;
     const changed = imgs.length !== before.length || imgs.some((img, k) => img.src !== before[k]);
@@ -283,7 +286,7 @@ DONE_JS = """(before) => {
     const ended = lat.runEnd || (idle && changed && lat.imgLast && now - lat.imgLast > 500 ? lat.imgLast : 0);
     if (!ended || (!changed && now - ended < 1000)) return false;
     return {...lat, runEnd: ended, changed};
-}"""
+}""".replace("%PICTURES%", PICTURES)
 
 
 @contextmanager

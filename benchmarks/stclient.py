@@ -32,7 +32,8 @@ from websockets.exceptions import ConnectionClosed
 
 FINAL = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
          ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
-VISUAL = {"imgs", "plotly_chart"}  # what "the first picture" means in an interaction's timing
+VISUAL = {"imgs", "html", "plotly_chart"}  # what "the first picture" means in an interaction's timing (the Denoise
+# page's pictures are inside an st.html)
 WIDGETS = {"slider", "selectbox", "radio", "number_input", "button", "button_group", "checkbox", "download_button",
            "file_uploader", "plotly_chart", "text_input", "text_area", "multiselect", "toggle"}
 

@@ -88,8 +88,10 @@ def wait_heading(page, heading: str, timeout: float = 90) -> None:
     wait_idle(page, timeout)
 
 
-# pictures whose right edge passes their column's (or the main block's): Streamlit does not clamp st.image's width
-OVERFLOWING_IMAGES = """() => [...document.querySelectorAll('[data-testid="stImage"] img')].flatMap(img => {
+# pictures (st.image, or inside st.html) whose right edge passes their column's (or the main block's): Streamlit does
+# not clamp st.image's width
+OVERFLOWING_IMAGES = """() => [...document.querySelectorAll('[data-testid="stImage"] img, [data-testid="stHtml"] img')]
+.flatMap(img => {
     const box = img.closest('[data-testid="stColumn"], [data-testid="stMainBlockContainer"]');
     const over = box ? img.getBoundingClientRect().right - box.getBoundingClientRect().right : 0;
     return over > 1 ? [`${img.naturalWidth} px image ${Math.round(over)} px past its column`] : [];
