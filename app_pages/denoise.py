@@ -106,8 +106,8 @@ def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str
     noisy = ae.add_noise(clean, kind, level, torch.Generator().manual_seed(0))
     rows = {"noisy input": noisy, **{name: fn(noisy) for name, fn in denoisers(models, filter_name).items()},
             "clean original": clean}
-    # one element each for the pictures and the numbers: drawn as columns, labels, images and metrics (45 elements),
-    # they took the browser as long again as the rest of a move (docs/latency.md)
+    # one element each for the pictures and the numbers: as columns, labels, images and metrics (45 elements) the
+    # browser's work on them took longer than the server's run (docs/latency.md)
     st.html(viz.labelled_rows_html({name: viz.tile(images, ncols=SHOWN, cell=CELL) for name, images in rows.items()}))
     now = at_level(models, keys, ds, dataset_name, kind, filter_name, level)
     st.markdown(f"**At level {level:.2f}**, averaged over {len(sample(ds))} images (the change is against the noisy "
