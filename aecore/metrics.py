@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .models import Autoencoder, images_of
-from .train import in_batches
+from .models import Autoencoder, TrainSpec, images_of
+from .train import evaluate_loss, in_batches
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -60,9 +60,8 @@ def evaluate(model: Autoencoder, data) -> dict[str, float]:
     out = reconstruct(model, images)
     result = {k: float(v.mean()) for k, v in image_metrics(images, out).items()}
     if model.spec.variational and not model.linear_output:
-        terms = in_batches(model, lambda x: torch.stack([model.loss(x, x, "bce")[k] * len(x)
-                                                         for k in ("reconstruction", "kl")])[None], images)
-        rec, kl = (terms.sum(0) / len(images)).tolist()
+        terms = evaluate_loss(model, images, TrainSpec(loss="bce"))
+        rec, kl = terms["reconstruction"], terms["kl"]
         result.update({"elbo": -(rec + kl), "reconstruction": rec, "kl": kl})
     return result
 

@@ -130,18 +130,18 @@ def _optimizer(model: Autoencoder, spec: TrainSpec) -> torch.optim.Optimizer:
 def evaluate_loss(model: Autoencoder, data, spec: TrainSpec, device=None) -> dict[str, float]:
     """Return the mean loss terms over a data set in eval mode (noisy input, clean target when denoising)."""
     x_all = images_of(data)
-    device = device or next(model.parameters()).device
     was_training = model.training
-    model.eval()
-    gen = torch.Generator(device=device).manual_seed(spec.seed + 1)
-    sums: dict[str, float] = {}
-    for i in range(0, len(x_all), EVAL_BATCH):
-        x = x_all[i:i + EVAL_BATCH].to(device)
+    gen = torch.Generator(device=device or next(model.parameters()).device).manual_seed(spec.seed + 1)
+    names: list[str] = []
+
+    def sums(x: torch.Tensor) -> torch.Tensor:  # each term times the batch's size, one row per batch
         terms = model.loss(add_noise(x, spec.noise, spec.noise_level, gen), x, spec.loss)
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + v.item() * len(x)
+        names[:] = terms
+        return torch.stack([v.double() * len(x) for v in terms.values()])[None]
+
+    means = in_batches(model, sums, x_all).sum(0) / len(x_all)
     model.train(was_training)
-    return {k: v / len(x_all) for k, v in sums.items()}
+    return dict(zip(names, means.tolist()))
 
 
 def _pretrain_layers(model: Autoencoder, x_all: torch.Tensor, spec: TrainSpec, stop) -> None:

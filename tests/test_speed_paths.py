@@ -54,6 +54,21 @@ def test_inference_batches_go_channels_last_where_fit_trains_so(shape, monkeypat
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name,shape", [("vae", (1, 8, 8)), ("conv", (1, 28, 28))])
+def test_evaluate_loss_is_the_whole_sets_loss_whatever_the_batches_and_layout(name, shape):
+    # 1,500 images: a full batch of EVAL_BATCH and a shorter one; the conv model's batches go channels-last
+    model = ae.build_model(ae.preset(name, shape)[0], seed=0).train()
+    x = torch.rand(1500, *shape, generator=torch.Generator().manual_seed(0))
+    terms = ae.evaluate_loss(model, x, ae.TrainSpec(loss="bce"))
+    assert model.training  # handed back in the mode it came in
+    with torch.no_grad():
+        whole = model.eval().loss(x, x, "bce")
+    assert terms.keys() == whole.keys()
+    for k, v in whole.items():
+        assert terms[k] == pytest.approx(float(v), rel=1e-5), k
+    assert ae.metrics.evaluate(model, x).get("kl") == (terms["kl"] if name == "vae" else None)
+
+
 def test_channels_last_gives_the_same_losses_and_hands_back_a_standard_model(sprites_split, monkeypatch):
     train, val = sprites_split
     model_spec, _ = ae.preset("conv", train.shape)
