@@ -166,6 +166,18 @@ def model_options(family: str) -> dict[str, tuple[str, object]]:
     return options
 
 
+def load_option(kind: str, ref) -> ae.Autoencoder:
+    """Return the model of an entry of `model_options`: a pretrained file, a run of this session or an opened file."""
+    if kind == "pretrained":
+        return load_pretrained(ref)
+    return session_runs()[ref].model if kind == "run" else session_uploads()[ref]
+
+
+def train_spec_of(kind: str, ref, model: ae.Autoencoder) -> ae.TrainSpec:
+    """Return how the model of an entry of `model_options` was trained (a run's spec, else its file's card)."""
+    return session_runs()[ref].train_spec if kind == "run" else model.card["train_spec"]
+
+
 def session_uploads() -> dict:
     """Return the models this browser session opened from .safetensors files, by file name."""
     return st.session_state.setdefault("uploads", {})
@@ -220,8 +232,7 @@ def sidebar() -> Context | None:
             model_label = st.selectbox("Model", list(models), key="model_label")
             kind, ref = models[model_label]
             try:
-                model = {"pretrained": load_pretrained, "run": lambda r: session_runs()[r].model,
-                         "upload": session_uploads().get}[kind](ref)
+                model = load_option(kind, ref)
             except ae.CheckpointError as e:  # a listed file that was removed or replaced since the list was made
                 st.error(f"This model could not be loaded: {e}")
                 model = None

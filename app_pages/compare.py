@@ -4,7 +4,7 @@ import streamlit as st
 
 import aecore as ae
 from aecore import sweeps, viz
-from app_pages.common import (MAX_RUNS, add_run, context, dataset_family, load_dataset, load_pretrained, model_options,
+from app_pages.common import (MAX_RUNS, add_run, context, dataset_family, load_dataset, load_option, model_options,
                           session_runs)
 
 REFRESH_S = 1.0  # how often a running sweep's table refreshes
@@ -258,11 +258,6 @@ def noise_tab(ctx) -> None:
 
 # ---- side by side -------------------------------------------------------------------------------------------------
 
-def load_model(kind: str, ref):
-    """Return a model from the sidebar's list: a pretrained file or one of this session's runs."""
-    return load_pretrained(ref) if kind == "pretrained" else session_runs()[ref].model
-
-
 def side_by_side_tab(ctx) -> None:
     """Two or more models on the very same inputs, their metrics in one table."""
     options = model_options(dataset_family(ctx.dataset_name))
@@ -284,7 +279,7 @@ def side_by_side_tab(ctx) -> None:
         return
     models = {}
     for label in chosen:
-        model = load_model(*options[label])
+        model = load_option(*options[label])
         if model.spec.input_shape != ctx.dataset.shape:
             st.warning(f"{label} takes {model.spec.input_shape} images, not this data set's {ctx.dataset.shape}; "
                        "it is left out.")

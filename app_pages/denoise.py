@@ -8,7 +8,7 @@ import aecore as ae
 from aecore import viz
 from aecore.metrics import fingerprint, noise_sweep
 from aecore.noise import LEVEL_MAX, gaussian_filter, median_filter
-from app_pages.common import dataset_family, load_pretrained, model_options, require_model, session_runs
+from app_pages.common import dataset_family, load_option, model_options, require_model, train_spec_of
 
 SAMPLE = 200  # images the PSNR and SSIM are averaged over
 SHOWN = 8
@@ -31,12 +31,8 @@ def trained_models(ctx) -> dict[str, tuple]:
     found = {}
     for label, (kind, ref) in model_options(dataset_family(ctx.dataset_name)).items():
         try:
-            if kind == "pretrained":
-                model = load_pretrained(ref)
-                spec = model.card["train_spec"]
-            else:
-                job = session_runs()[ref]
-                model, spec = job.model, job.train_spec
+            model = load_option(kind, ref)
+            spec = train_spec_of(kind, ref, model)
         except (ValueError, KeyError):  # a damaged pretrained file or a run dropped meanwhile: leave it out
             continue
         if model.spec.input_shape == ctx.dataset.shape:

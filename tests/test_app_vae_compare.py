@@ -325,3 +325,20 @@ def test_side_by_side_needs_two_models(runs):
     else:
         pickers[0].set_value(["this session: tiny-vae"]).run()
         assert any("Pick two or more" in i.value for i in at.info)
+
+
+def test_an_opened_model_file_works_side_by_side_and_on_denoise(runs):
+    # a file opened in the sidebar is listed with the runs: every page that loads list entries must load it too
+    job = runs["tiny-ae"]
+    card = ae.TrainSpec(**{**job.train_spec.to_dict(), "noise": "gaussian", "noise_level": 0.4})
+    data = ae.to_bytes(job.model, train_spec=card, dataset={"name": "digits", "shape": [1, 8, 8]})
+    at = _page(runs, "app_pages/compare.py")
+    at.sidebar.file_uploader(key="model_file").set_value(("mine.safetensors", data, "application/octet-stream")).run()
+    at.multiselect(key="cmp_models").set_value(["opened: mine.safetensors", "this session: tiny-vae"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "SSIM" in d.value.columns)
+    assert list(table["model"]) == ["mine.safetensors", "tiny-vae"]
+    at.switch_page("app_pages/denoise.py").run()
+    assert not at.exception
+    assert "trained on gaussian noise at level 0.4" in _texts(at)  # read from the file's card
+    assert at.slider(key="dn_level_gaussian").value == 0.4
