@@ -107,20 +107,25 @@ def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str
     st.html(viz.labelled_rows_html({name: viz.tile(images, ncols=SHOWN, cell=CELL) for name, images in rows.items()}))
     now = at_level(models, keys, ds, dataset_name, kind, filter_name, level)
     st.markdown(f"**At level {level:.2f}**, averaged over {len(sample(ds))} images (the change is against the noisy "
-                f"input):\n\n{numbers_table(now)}")
+                f"input{'; without noise it is the clean image, whose PSNR is infinite' if level == 0 else ''}):"
+                f"\n\n{numbers_table(now, clean_input=level == 0)}")
 
 
-def numbers_table(now: dict) -> str:
+def numbers_table(now: dict, clean_input: bool = False) -> str:
     """Return a Markdown table of each series' PSNR and SSIM at one level, and their change against the noisy input
-    (green where better, red where worse)."""
+    (green where better, red where worse). Where the input is the clean image (`clean_input`), its PSNR is infinite:
+    shown as ∞, with no PSNR changes against it."""
     def change(metric: str, name: str, digits: int, unit: str) -> str:
-        if name == "noisy input":
+        if name == "noisy input" or (metric == "psnr" and clean_input):
             return ""
         d = now[metric][name] - now[metric]["noisy input"]
         return f":{'green' if d > 0 else 'red' if d < 0 else 'gray'}[{d:+.{digits}f}{unit}]"
 
+    def psnr(name: str) -> str:
+        return "∞" if clean_input and name == "noisy input" else f"{now['psnr'][name]:.2f} dB"
+
     rows = ["| | PSNR | change | SSIM | change |", "| --- | ---: | ---: | ---: | ---: |"]
-    rows += [f"| **{name}** | {now['psnr'][name]:.2f} dB | {change('psnr', name, 2, ' dB')} | "
+    rows += [f"| **{name}** | {psnr(name)} | {change('psnr', name, 2, ' dB')} | "
              f"{now['ssim'][name]:.3f} | {change('ssim', name, 3, '')} |" for name in now["psnr"]]
     return "\n".join(rows)
 

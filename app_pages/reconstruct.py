@@ -167,7 +167,9 @@ def upload_panel(model, ds, s: dict, style: FrameStyle) -> None:
         st.error(f"{as_text(file.name)}: {e}")
         return
     left, right = st.columns([1, 3], vertical_alignment="center")
-    left.image(prepared.picture, caption="your picture", width=min(200, prepared.picture.shape[1]), output_format="PNG")
+    # at most 200 px wide, and at least 96 so that the caption fits under a tiny picture (a 1x1 upload)
+    left.image(prepared.picture, caption="your picture", width=min(200, max(96, prepared.picture.shape[1])),
+               output_format="PNG")
     right.markdown("**What the model sees.** " + prepared.description)
     show_large(model, prepared.tensor, s, "what the model sees")
 

@@ -248,8 +248,10 @@ def shape_panel(model_spec: ae.ModelSpec | None, error: str | None) -> None:
         return
     st.plotly_chart(viz.hourglass_figure(model_spec, height=240), width="stretch",
                     config={"displayModeBar": False}, key="train_hourglass")
-    a, b, c = st.columns(3)
-    a.metric("Parameters", f"{model_spec.param_count():,}", help="weights and biases the training will tune")
+    a, b, c = st.columns([1.9, 1.75, 1])  # room for a six-digit parameter count and for "Compression"
+    n = model_spec.param_count()
+    a.metric("Parameters", f"{n:,}" if n < 1_000_000 else f"{n / 1e6:.2f} M", help=f"{n:,} weights and biases "
+             "the training will tune")
     b.metric("Compression", f"{model_spec.input_size / model_spec.code_size:.1f}×",
              help="input size / code size; below 1 the code is overcomplete (only sparse models may be)")
     c.metric("Code", f"{model_spec.code_size:,}", help="values in the bottleneck")

@@ -277,7 +277,8 @@ if health["collapsed"]:
              f"nats, {health['active']} active units), so every image decodes to nearly the same picture. "
              "Train longer, lower β, or use a stronger encoder.", icon=":material/warning:")
 elif health["active"] < health["dims"]:
-    st.info(f"{health['dims'] - health['active']} of the {health['dims']} dimensions are inactive: the model "
+    inactive = health["dims"] - health["active"]
+    st.info(f"{inactive} of the {health['dims']} dimensions {'is' if inactive == 1 else 'are'} inactive: the model "
             f"uses a code of {health['active']}; the others stay at the prior and the decoder ignores them.")
 
 tab_i, tab_t, tab_s, tab_m = st.tabs(["Interpolate", "Traverse", "Sample", "Manifold"])

@@ -52,14 +52,16 @@ def _metric(at, label) -> str:
 
 
 def _numbers(at) -> dict[str, dict[str, str]]:
-    """Return the Denoise page's table of numbers at the slider's level: {series: {column: cell}}."""
+    """Return the Denoise page's table of numbers at the slider's level: {series: {psnr, psnr change, ssim, ssim
+    change: cell}}."""
     text = next(m.value for m in at.markdown if "| PSNR |" in m.value)
     head, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
-    return {row[0].strip("*"): dict(zip(head[1:], row[1:])) for row in rows}
+    assert head[1:] == ["PSNR", "change", "SSIM", "change"], head
+    return {row[0].strip("*"): dict(zip(("psnr", "psnr change", "ssim", "ssim change"), row[1:])) for row in rows}
 
 
 def _psnr(at, series) -> str:
-    return _numbers(at)[series]["PSNR"]
+    return _numbers(at)[series]["psnr"]
 
 
 def _png(img: Image.Image) -> bytes:
@@ -161,8 +163,9 @@ def test_denoise_renders_with_its_widgets(runs, dataset, model):
     assert at.slider(key="dn_level_gaussian").value == 0.3
     numbers = _numbers(at)
     for name in ("noisy input", "this model", "median filter 3×3"):
-        assert numbers[name]["PSNR"].endswith(" dB") and 0 < float(numbers[name]["SSIM"]) <= 1
-    assert numbers["this model"]["change"].startswith((":green[+", ":red[-"))
+        assert numbers[name]["psnr"].endswith(" dB") and 0 < float(numbers[name]["ssim"]) <= 1
+    for change in ("psnr change", "ssim change"):  # against the noisy input, coloured by its sign
+        assert numbers["this model"][change].startswith((":green[+", ":red[-")) and not numbers["noisy input"][change]
     assert len(at.get("plotly_chart")) == 2  # PSNR and SSIM against the level
     pictures = at.get("html")[0].proto.body
     labels = ("noisy input", "this model", "median filter 3×3", "clean original")
@@ -192,8 +195,10 @@ def test_the_numbers_at_the_slider_are_the_charts_numbers_there(runs):
             trace = next(t for t in json.loads(psnr_chart.proto.spec)["data"] if t["name"] == "this model")
             assert float(shown["this model"].split()[0]) == round(trace["y"][trace["x"].index(level)], 2)
         else:  # below the charts' first level, measured apart: no noise, so the input is the original image
-            assert shown["noisy input"] == "100.00 dB"  # aecore.metrics.psnr's ceiling, for identical images
+            assert shown["noisy input"] == "∞"  # identical images (aecore.metrics.psnr caps them at 100 dB)
             assert float(shown["this model"].split()[0]) < 100
+            numbers = _numbers(at)["this model"]
+            assert numbers["psnr change"] == "" and numbers["ssim change"].startswith(":")  # none against infinity
 
 
 def test_a_denoising_model_is_compared_with_a_plain_one(runs):
