@@ -7,18 +7,21 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save as save_tensors
 
 import aecore as ae
+from aecore import viz
 from conftest import ROOT
 
 SAVER = """
 import sys, torch
 sys.path.insert(0, {root!r})
 import aecore as ae
+from aecore import viz
 spec = ae.ModelSpec(input_shape=(1, 28, 28), hidden=(1024, 512), code_size=32)
 i = 0
 while True:
@@ -54,10 +57,20 @@ def test_no_code_path_unpickles():
     assert offenders == []
 
 
-def test_no_page_renders_html():
-    pattern = re.compile(r"unsafe_allow_html\s*=\s*True|st\.html\(|components\.v1\.html|components\.html\(")
+def test_no_page_renders_html_but_escaped_picture_rows():
+    # HTML in a page could bring a file or run name into it as markup. The one exception: the pictures that
+    # aecore.viz.labelled_rows_html lays out (the Denoise page's rows), whose labels it escapes (test below)
+    pattern = re.compile(r"unsafe_allow_html\s*=\s*True|st\.html\((?!viz\.labelled_rows_html\()|components\.v1\.html|"
+                         r"components\.html\(")
     pages = [ROOT / "app.py", *(ROOT / "app_pages").rglob("*.py")]
     assert [str(p.relative_to(ROOT)) for p in pages if pattern.search(p.read_text())] == []
+
+
+def test_picture_rows_escape_their_labels():
+    hostile = '<img src=x onerror="alert(1)">'
+    html = viz.labelled_rows_html({hostile: np.zeros((2, 2, 3), np.uint8), "plain": np.ones((2, 2, 3), np.uint8)})
+    assert hostile not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    assert html.count("<img ") == 2 and html.count('src="data:image/png;base64,') == 2  # the two pictures, no more
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
