@@ -69,9 +69,12 @@ def _header(data: bytes) -> dict:
     if len(data) < 8:
         raise CheckpointError("This is not a safetensors file: it is shorter than a header.")
     n = int.from_bytes(data[:8], "little")
-    if not 2 <= n <= min(MAX_HEADER_BYTES, len(data) - 8):
+    if not 2 <= n <= MAX_HEADER_BYTES:
         raise CheckpointError("This is not a safetensors file (its header length is invalid); "
                               "pickled PyTorch files (.pt, .pth, .ckpt) are never loaded.")
+    if n > len(data) - 8:
+        raise CheckpointError(f"This file is truncated: its header should take {n:,} bytes, and only "
+                              f"{len(data) - 8:,} follow the header's length; download or copy it again.")
     try:
         header = json.loads(data[8:8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
