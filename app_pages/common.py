@@ -187,6 +187,7 @@ def _open_uploaded_model() -> None:
     # a callback runs before the script, so the new model is in the list (and selected) when the sidebar is drawn
     file = st.session_state.get("model_file")
     st.session_state.pop("model_file_error", None)
+    st.session_state.pop("model_file_note", None)
     if file is None:
         return
     try:
@@ -199,8 +200,13 @@ def _open_uploaded_model() -> None:
     while len(uploads) > MAX_UPLOADS:
         uploads.pop(next(iter(uploads)))
     family = dataset_family(dataset_options().get(st.session_state.get("dataset_label"), "digits"))
-    if dataset_family(model.card["dataset"].get("name", "")) == family:
+    own = dataset_family(model.card["dataset"].get("name", ""))
+    if own == family:
         st.session_state["model_label"] = f"opened: {file.name}"
+    else:  # it joins another data set's list: say where, or the file seems to have done nothing
+        trained_on = as_text(own) if own else "an unnamed data set"
+        st.session_state["model_file_note"] = (f"{as_text(file.name)} was trained on {trained_on}: it is in that data "
+                                               "set's model list.")
 
 
 def open_model_file() -> None:
@@ -210,6 +216,8 @@ def open_model_file() -> None:
                           "is ever executed. It joins the model list of the data set it was trained on.")
     if "model_file_error" in st.session_state:
         st.error(st.session_state["model_file_error"])
+    if "model_file_note" in st.session_state:
+        st.info(st.session_state["model_file_note"])
 
 
 def sidebar() -> Context | None:

@@ -56,8 +56,15 @@ def test_a_model_file_opens_and_a_bad_one_is_refused_with_a_reason(digits):
         assert not any(o.startswith("opened:") for o in at.sidebar.selectbox(key="model_label").options)
     at = _app().run()
     at.sidebar.file_uploader(key="model_file").set_value(("mine.safetensors", good, "application/octet-stream")).run()
-    assert not at.exception and not at.sidebar.error
+    assert not at.exception and not at.sidebar.error and not at.sidebar.info
     assert at.sidebar.selectbox(key="model_label").value == "opened: mine.safetensors"
+    # a model of another data set joins that data set's list, and the sidebar says so
+    sprites = ae.to_bytes(ae.build_model(ae.preset("deep", (3, 32, 32))[0]), dataset={"name": "sprites"})
+    at.sidebar.file_uploader(key="model_file").set_value(("other.safetensors", sprites, "application/octet-stream"))
+    at.run()
+    assert not at.exception and at.sidebar.selectbox(key="model_label").value == "opened: mine.safetensors"
+    shown = [i.value.replace("\\", "") for i in at.sidebar.info]  # as shown: the file name's Markdown escaped
+    assert shown == ["other.safetensors was trained on sprites: it is in that data set's model list."]
     assert not at.exception
     assert any("13,809 parameters" in c.value or f"{model_spec.param_count():,} parameters" in c.value
                for c in at.caption)
