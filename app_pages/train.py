@@ -354,12 +354,13 @@ def shown_terms(history: list[dict]) -> list[dict]:
 
 def epoch_picker(job) -> int:
     """Return the epoch to show: the latest unless the slider was moved back, which then stays put."""
-    n, total = len(job.reports), max(job.train_spec.epochs, len(job.reports))
+    # a run stopped early ends at its last epoch trained, else the slider would offer epochs that never came
+    n, total = len(job.reports), len(job.reports) if job.done else max(job.train_spec.epochs, len(job.reports))
     if total == 1:
         return 1
     # one key for every run, and the run's whole length as the range: Streamlit keeps a session's widget metadata for
     # every widget id it has seen, and a slider's id changes with its range, so a key per run, or a range growing
-    # with each epoch, made a new widget every epoch of every run
+    # with each epoch, made a new widget every epoch of every run (a stopped run's one change of range adds one)
     state = st.session_state
     seen_run, seen_n = state.get("train_epoch_seen", (None, None))
     if seen_run != job.name or state.get("train_epoch") in (None, seen_n) or state["train_epoch"] > n:

@@ -175,7 +175,7 @@ def test_start_is_disabled_while_a_run_trains_and_stop_keeps_the_weights():
     job = at.session_state["runs"]["deep z16 #1"]
     assert next(b for b in at.button if b.label == "Start training").disabled
     deadline = time.time() + TIMEOUT
-    while not job.reports and time.time() < deadline:  # stop after an epoch, however loaded the machine is
+    while len(job.reports) < 2 and time.time() < deadline:  # stop after two epochs, however loaded the machine is
         time.sleep(0.05)
     at.button(key="train_stop").click().run()
     job.join(TIMEOUT)
@@ -183,6 +183,7 @@ def test_start_is_disabled_while_a_run_trains_and_stop_keeps_the_weights():
     assert not at.exception
     assert job.status == "stopped" and len(job.history) < 100
     assert any(w.value.startswith("Stopped after") for w in at.warning)
+    assert at.slider(key="train_epoch").max == len(job.reports)  # the last epoch trained, not the 100 asked for
     assert not next(b for b in at.button if b.label == "Start training").disabled
     assert at.download_button or not job.history
 
