@@ -53,12 +53,24 @@ def reconstruct(model: Autoencoder, images: torch.Tensor) -> torch.Tensor:
     return in_batches(model, model, images)
 
 
+# Below this share of the inputs' variation across images, the reconstructions are nearly one image for every input
+COLLAPSED_SPREAD = 0.05
+
+
+def spread(images: torch.Tensor, outputs: torch.Tensor) -> float:
+    """Return how much the outputs vary from image to image, as a share of how much the inputs do (variance across
+    images, summed over pixels): near 1 for a good autoencoder, near 0 for one that collapsed to an average image."""
+    return float(outputs.var(0, correction=0).sum() / images.var(0, correction=0).sum().clamp_min(1e-12))
+
+
 @torch.no_grad()
 def evaluate(model: Autoencoder, data) -> dict[str, float]:
-    """Return averaged mse, psnr and ssim on a data set, plus the ELBO terms per image for a VAE."""
+    """Return averaged mse, psnr and ssim on a data set and the outputs' `spread`, plus the ELBO terms per image for a
+    VAE."""
     images = images_of(data)
     out = reconstruct(model, images)
     result = {k: float(v.mean()) for k, v in image_metrics(images, out).items()}
+    result["spread"] = spread(images, out)
     if model.spec.variational and not model.linear_output:
         terms = evaluate_loss(model, images, TrainSpec(loss="bce"))
         rec, kl = terms["reconstruction"], terms["kl"]

@@ -342,3 +342,14 @@ def test_an_opened_model_file_works_side_by_side_and_on_denoise(runs):
     assert not at.exception
     assert "trained on gaussian noise at level 0.4" in _texts(at)  # read from the file's card
     assert at.slider(key="dn_level_gaussian").value == 0.4
+
+
+def test_a_run_that_outputs_one_image_for_all_is_called_out_when_it_finishes(runs):
+    # the collapsed VAE decodes every image from the prior's mean: one output whatever the input; tiny-vae varies
+    at = _page(runs, "app_pages/train.py", keep={"collapsed-vae", "tiny-vae"})
+    at.selectbox(key="train_run_shown").set_value("collapsed-vae").run()
+    assert not at.exception
+    assert any("same average image for every input" in w.value and "smaller β" in w.value for w in at.warning)
+    at.selectbox(key="train_run_shown").set_value("tiny-vae").run()
+    assert not at.exception and at.subheader[0].value == "Run: tiny-vae"
+    assert not any("average image" in w.value for w in at.warning)

@@ -30,3 +30,15 @@ def test_ssim_window_shrinks_to_fit_small_images():
     x = torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(0))
     y = (x + 0.2 * torch.rand(5, 1, 6, 6)).clamp(0, 1)
     np.testing.assert_allclose(ae.ssim(x, y).numpy(), skimage_ssim(x, y, 5), atol=2e-6)
+
+
+def test_spread_tells_a_trained_model_from_a_collapsed_one(digits_split):
+    train, val = digits_split
+    model_spec, train_spec = ae.preset("deep", train.shape, train={"epochs": 5, "batch_size": 64, "lr": 3e-3})
+    model = ae.build_model(model_spec)
+    ae.fit(model, train, val, train_spec)
+    x = val.images
+    assert ae.metrics.evaluate(model, val)["spread"] > 0.5  # the outputs vary nearly as much as the inputs
+    assert ae.metrics.spread(x, x) == pytest.approx(1.0)
+    average = x.mean(0, keepdim=True).expand_as(x)  # what a collapsed model outputs: one image for every input
+    assert ae.metrics.spread(x, average) == 0.0 < ae.metrics.COLLAPSED_SPREAD
