@@ -211,14 +211,13 @@ def kl_figure(kl, threshold: float = 0.01, height: int = 280) -> go.Figure:
     fig = go.Figure(go.Bar(x=names, y=np.maximum(kl[order], 1e-5), marker_color=colors, width=0.6,
                            customdata=kl[order], hovertemplate="%{x}: %{customdata:.4f} nats<extra></extra>"))
     fig.add_hline(y=threshold, line_dash="dash", line_color=PALETTE[5])
-    # on a log axis an annotation's y is the exponent, so the label is placed by hand
-    fig.add_annotation(x=1, xref="paper", y=math.log10(threshold), yref="y", text=f"active above {threshold:g} nats",
-                       showarrow=False, xanchor="right", yanchor="bottom", font=dict(color=PALETTE[5]),
-                       bgcolor="rgba(255,255,255,0.85)")
+    # above the plot, not on the line: there it covered the bars of the last dimensions
+    fig.add_annotation(x=1, xref="paper", y=1, yref="paper", text=f"dashed line: active above {threshold:g} nats",
+                       showarrow=False, xanchor="right", yanchor="bottom", font=dict(color=PALETTE[5]))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, title="code dimension")
     fig.update_yaxes(type="log", dtick=1, title="KL from the prior (nats)")
     fig.update_layout(showlegend=False)
-    return _layout(fig, None, height)
+    return _layout(fig, None, height).update_layout(margin=dict(t=30))
 
 
 def latent_map_figure(xy, labels=None, classes=None, index=None, paths: dict | None = None,
@@ -329,8 +328,10 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
         fig.update_yaxes(**plain, showline=True, mirror=True, linecolor="#DDDDDD", scaleanchor="x")
         fig.update_layout(dragmode="zoom")  # Streamlit turns clicks into selections only outside lasso/box mode
     _layout(fig, None, height)
-    # a vertical legend at the right keeps the top edge free for Plotly's toolbar
+    # a vertical legend at the right keeps the top edge free for Plotly's toolbar; where the colour bar takes the
+    # right (colour by value), the legend of the marked points goes below the map, not over the bar
+    legend = (dict(orientation="h", x=0, y=-0.02, xanchor="left", yanchor="top") if values is not None else
+              dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top"))
     fig.update_layout(uirevision=revision, margin=dict(l=10, r=10, t=34, b=10),
-                      legend=dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top",
-                                  itemsizing="constant"))
+                      legend=dict(**legend, itemsizing="constant"))
     return fig
