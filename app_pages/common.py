@@ -138,18 +138,20 @@ def orphan_watchdog() -> threading.Thread:
 
 
 def add_run(job) -> None:
-    """Keep a new run in this session, dropping the oldest finished one beyond MAX_RUNS."""
+    """Keep a new run in this session, dropping finished ones beyond MAX_RUNS: those without usable weights (failed,
+    or stopped before an epoch) first, then the oldest."""
     ctx = get_script_run_ctx()
     if ctx is not None:
         orphan_watchdog()
         ae.jobs.register(job, ctx.session_id)
     runs = session_runs()
     runs[job.name] = job
-    finished = [k for k, j in runs.items() if j.done]
+    finished = sorted((k for k, j in runs.items() if j.done), key=lambda k: runs[k].usable)  # stable: oldest first
     while len(runs) > MAX_RUNS and finished:
         dropped = finished.pop(0)
+        what = "the oldest run" if runs[dropped].usable else "a run without trained weights"
         del runs[dropped]
-        st.toast(f"Dropped the oldest run, {dropped}, to keep memory bounded.")
+        st.toast(f"Dropped {what}, {dropped}, to keep memory bounded.")
 
 
 def model_options(family: str) -> dict[str, tuple[str, object]]:

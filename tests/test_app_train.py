@@ -209,16 +209,21 @@ def test_the_run_shown_and_the_settings_survive_a_visit_to_another_page():
     assert [r for r in at.dataframe[0].value["run"]] == ["linear z4 #1", "linear z2 #2"]
 
 
-def test_a_session_keeps_at_most_eight_runs_and_drops_the_oldest_with_its_file(digits_split):
+@pytest.mark.parametrize("empty", [None, 3])
+def test_a_session_keeps_at_most_eight_runs_and_drops_the_oldest_with_its_file(digits_split, empty):
+    # `empty`: a run stopped before its first epoch, which has no weights to keep: it goes first
     from app_pages.common import MAX_RUNS
 
     train, val = digits_split
     old = {}
     for i in range(MAX_RUNS):
         model_spec, train_spec = ae.preset("vanilla", train.shape, train=dict(epochs=1))
-        job = ae.jobs.TrainingJob(f"old #{i}", "digits", train, val, model_spec, train_spec).start()
-        job.join(TIMEOUT)
+        job = ae.jobs.TrainingJob(f"old #{i}", "digits", train, val, model_spec, train_spec)
+        if i == empty:
+            job.stop()
+        job.start().join(TIMEOUT)
         old[job.name] = job
+    assert [j.usable for j in old.values()].count(False) == (empty is not None)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.session_state["runs"] = dict(old)
     at.session_state["train_shown"] = "old #0"
@@ -230,8 +235,10 @@ def test_a_session_keeps_at_most_eight_runs_and_drops_the_oldest_with_its_file(d
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception
     runs = at.session_state["runs"]
-    assert len(runs) == MAX_RUNS and "old #0" not in runs and "old #1" in runs
-    assert any("Dropped the oldest run, old #0" in t.value for t in at.toast)
+    gone = "old #0" if empty is None else f"old #{empty}"
+    assert len(runs) == MAX_RUNS and gone not in runs and {"old #1", "old #2"} <= set(runs)
+    assert any(f"Dropped {'the oldest run' if empty is None else 'a run without trained weights'}, {gone}" in t.value
+               for t in at.toast)
     new = runs[list(runs)[-1]]
     new.join(TIMEOUT)
     at.run()
