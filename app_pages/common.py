@@ -239,7 +239,12 @@ def sidebar() -> Context | None:
         models = model_options(dataset_family(name))
         model = model_label = None
         if models:
-            model_label = st.selectbox("Model", list(models), key="model_label")
+            # each data set remembers its model: going digits -> mnist -> digits finds the digits model chosen before
+            chosen = st.session_state.setdefault("model_by_family", {})
+            family = dataset_family(name)
+            if st.session_state.get("model_label") not in models and chosen.get(family) in models:
+                st.session_state["model_label"] = chosen[family]
+            model_label = chosen[family] = st.selectbox("Model", list(models), key="model_label")
             kind, ref = models[model_label]
             try:
                 model = load_option(kind, ref)

@@ -31,6 +31,21 @@ def test_the_hourglass_follows_the_chosen_model():
         assert len(codes) > 1 or len(models.options) == 1
 
 
+def test_each_data_set_remembers_its_model():
+    at = _app().run()
+    digits_models = at.sidebar.selectbox(key="model_label").options
+    sprites = at.sidebar.selectbox(key="dataset_label").select("sprites").run().sidebar.selectbox(key="model_label")
+    if len(digits_models) < 2 or len(sprites.options) < 2:
+        raise AssertionError("pretrained/ should hold two models of each embedded data set")
+    at.sidebar.selectbox(key="model_label").select(sprites.options[1]).run()
+    at.sidebar.selectbox(key="dataset_label").select("digits").run()
+    at.sidebar.selectbox(key="model_label").select(digits_models[1]).run()
+    at.sidebar.selectbox(key="dataset_label").select("sprites").run()
+    assert at.sidebar.selectbox(key="model_label").value == sprites.options[1]
+    at.sidebar.selectbox(key="dataset_label").select("digits").run()
+    assert not at.exception and at.sidebar.selectbox(key="model_label").value == digits_models[1]
+
+
 def test_a_data_set_that_cannot_be_loaded_gets_a_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("AECORE_DATA_DIR", str(tmp_path))
     at = _app().run()
