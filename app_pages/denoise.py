@@ -92,6 +92,18 @@ def at_level(_models: dict, model_keys: tuple, _dataset, dataset_name: str, kind
     return {metric: {k: v[i] for k, v in series.items()} for metric, series in r.items()}
 
 
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def _collapsed(_model, model_key: str, _dataset, dataset_name: str) -> bool:
+    x = sample(_dataset)
+    return ae.metrics.spread(x, ae.reconstruct(_model, x)) < ae.metrics.COLLAPSED_SPREAD
+
+
+def collapsed(model, ds: ae.ImageDataset, dataset_name: str) -> bool:
+    """Return True when the model gives nearly one image for every input (aecore.metrics.spread): a poor default to
+    compare with."""
+    return _collapsed(model, fingerprint(model), ds, dataset_name)
+
+
 @st.fragment
 def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str, kind: str, filter_name: str,
                default: float) -> None:
@@ -163,7 +175,8 @@ others = {label: v for label, v in found.items() if label != ctx.model_label}
 # the natural comparison is the other kind (a plain model for a denoising one, and the reverse), best of the same
 # architecture and code size, so that the noise in training is the one difference; this session's runs first
 preferred = sorted((label for label, (_, spec, _) in others.items() if is_plain(spec) != is_plain(mine)),
-                   key=lambda label: (others[label][0].spec.arch != model.spec.arch,
+                   key=lambda label: (collapsed(others[label][0], ds, ctx.dataset_name),
+                                      others[label][0].spec.arch != model.spec.arch,
                                       others[label][0].spec.variational != model.spec.variational,
                                       others[label][0].spec.code_size != model.spec.code_size,
                                       others[label][2] != "run"))

@@ -3,6 +3,7 @@ import io
 import json
 
 import pytest
+import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
@@ -212,6 +213,17 @@ def test_a_denoising_model_is_compared_with_a_plain_one(runs):
         at.selectbox(key="dn_kind").select(kind).run()
         assert not at.exception
         assert at.slider(key=f"dn_level_{kind}") and _psnr(at, "this model")
+
+
+def test_a_collapsed_model_is_not_the_default_to_compare_with(runs):
+    flat = _job("tiny-digits-flat", "digits", "deep", 1)
+    flat.join()
+    with torch.no_grad():  # the last layer's weights zeroed: one output image whatever the input
+        flat.model.decoder[-2].weight.zero_()
+    at = _page({"tiny-digits-flat": flat, **runs}, DENOISE, "tiny-digits-denoising")
+    assert not at.exception
+    assert at.selectbox(key="dn_other").value == "this session: tiny-digits"
+    assert "this session: tiny-digits-flat" in at.selectbox(key="dn_other").options  # still there to pick
 
 
 def test_a_plain_model_alone_gets_a_hint(runs, no_pretrained):
