@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+from aecore.metrics import COLLAPSED_SPREAD
+
 from conftest import MNIST, ROOT
 
 
@@ -24,8 +26,8 @@ def test_cli_trains_lists_and_evaluates_on_the_mnist_idx_folder(tmp_path):
     ev = _run("eval", "mnist-deep.safetensors", "--dataset", dataset, "--split", "heldout", "--json", cwd=tmp_path)
     assert ev.returncode == 0, ev.stderr
     metrics = json.loads(ev.stdout)
-    assert set(metrics) == {"mse", "psnr", "ssim"}
-    assert 0 < metrics["mse"] < 0.07 and metrics["ssim"] > 0.2
+    assert set(metrics) == {"mse", "psnr", "ssim", "spread"}
+    assert 0 < metrics["mse"] < 0.07 and metrics["ssim"] > 0.2 and metrics["spread"] > COLLAPSED_SPREAD
     card = json.loads(_run("eval", "mnist-deep.safetensors", "--dataset", dataset, "--json", cwd=tmp_path).stdout)
     assert card == metrics
 
