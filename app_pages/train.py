@@ -419,7 +419,7 @@ def finished_panel(job) -> None:
     metrics, data = finals[job.name]
     if job.status == "done":
         st.success(f"Training finished: {job.name} is in the sidebar's model list as “this session: {job.name}”.")
-    if metrics.get("spread", 1.0) < ae.metrics.COLLAPSED_SPREAD:
+    if metrics["spread"] < ae.metrics.COLLAPSED_SPREAD:
         st.warning(f"The reconstructions barely change from one image to the next ({metrics['spread']:.1%} of the "
                    "inputs' variation): the model gives nearly the same average image for every input. More epochs "
                    "help a model that has barely started; one that collapsed needs a lower learning rate than "
