@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "pretrained"
 MAX_RUNS = 8  # runs kept per browser session; the oldest is dropped beyond this
 MAX_UPLOADS = 4  # model files opened per browser session, likewise
+METRIC_WIDTH = 170  # fixed, so a row of numbers wraps on a narrow window and does not jump as they change
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
@@ -38,6 +39,11 @@ class Context:
     dataset: ae.ImageDataset
     model: ae.Autoencoder | None
     model_label: str | None
+
+
+def metric_row():
+    """Return a row for metrics drawn with width=METRIC_WIDTH: side by side, wrapping when the window is narrow."""
+    return st.container(horizontal=True, gap="medium")
 
 
 def dataset_family(name: str) -> str:

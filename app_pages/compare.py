@@ -126,6 +126,14 @@ def code_results(state) -> None:
                "non-linear code keeps more than the best linear code of that size; PCA catches up as the code grows.")
 
 
+SETTING_WIDTH = 270  # a sweep's settings: fixed widths, so their rows wrap on a narrow window
+
+
+def settings_row():
+    """Return a row for settings drawn with width=SETTING_WIDTH, wrapping when the window is narrow."""
+    return st.container(horizontal=True, gap="medium")
+
+
 def code_size_tab(ctx) -> None:
     """Settings for a code-size sweep, its live jobs and its curve."""
     st.markdown("Train one small model per code size, all at once in the background, and compare how well each "
@@ -134,15 +142,15 @@ def code_size_tab(ctx) -> None:
     shape = ctx.dataset.shape
     presets = list(ae.PRESETS)
     with st.form("cmp_code_form"):
-        c1, c2 = st.columns(2)
-        name = c1.selectbox("Model type", presets, index=presets.index("deep"), key="cmp_code_preset",
-                            format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}")
+        row = settings_row()
+        name = row.selectbox("Model type", presets, index=presets.index("deep"), key="cmp_code_preset",
+                             format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}", width=SETTING_WIDTH)
         options = sweeps.code_sizes_for(shape, "deep")
-        sizes = c2.multiselect("Code sizes", options, default=[k for k in (2, 4, 8, 16, 32) if k in options],
-                               key="cmp_code_sizes")
-        c3, c4 = st.columns(2)
-        epochs = c3.slider("Epochs", 1, 100, 20, key="cmp_code_epochs")
-        cap = c4.select_slider("Training images (at most)", TRAIN_CAPS, 2000, key="cmp_code_cap")
+        sizes = row.multiselect("Code sizes", options, default=[k for k in (2, 4, 8, 16, 32) if k in options],
+                                key="cmp_code_sizes", width=380)  # room for the five sizes chosen at first
+        row = settings_row()
+        epochs = row.slider("Epochs", 1, 100, 20, key="cmp_code_epochs", width=SETTING_WIDTH)
+        cap = row.select_slider("Training images (at most)", TRAIN_CAPS, 2000, key="cmp_code_cap", width=SETTING_WIDTH)
         go = st.form_submit_button("Train the sweep", type="primary", icon=":material/play_arrow:", key="cmp_code_go")
     if go:
         if not sizes:
@@ -226,18 +234,19 @@ def noise_tab(ctx) -> None:
                 "the denoiser still help?")
     presets = list(ae.PRESETS)
     with st.form("cmp_noise_form"):
-        c1, c2, c3 = st.columns(3)
-        name = c1.selectbox("Model type", presets, index=presets.index("deep"), key="cmp_noise_preset",
-                            format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}")
-        kind = c2.selectbox("Noise", NOISE_KINDS, key="cmp_noise_kind",
-                            help="gaussian: the level is the standard deviation; salt-pepper and masking: the "
-                                 "fraction of pixels hit")
-        level = c3.slider("Training noise level", 0.05, 0.8, 0.3, 0.05, key="cmp_noise_level")
-        c4, c5, c6 = st.columns(3)
-        code = c4.number_input("Code size", 1, ctx.dataset.images[0].numel(),
-                               min(32, max(1, ctx.dataset.images[0].numel() // 4)), key="cmp_noise_code")
-        epochs = c5.slider("Epochs", 1, 100, 20, key="cmp_noise_epochs")
-        cap = c6.select_slider("Training images (at most)", TRAIN_CAPS, 2000, key="cmp_noise_cap")
+        row = settings_row()
+        name = row.selectbox("Model type", presets, index=presets.index("deep"), key="cmp_noise_preset",
+                             format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}", width=SETTING_WIDTH)
+        kind = row.selectbox("Noise", NOISE_KINDS, key="cmp_noise_kind", width=SETTING_WIDTH,
+                             help="gaussian: the level is the standard deviation; salt-pepper and masking: the "
+                                  "fraction of pixels hit")
+        level = row.slider("Training noise level", 0.05, 0.8, 0.3, 0.05, key="cmp_noise_level", width=SETTING_WIDTH)
+        row = settings_row()
+        code = row.number_input("Code size", 1, ctx.dataset.images[0].numel(),
+                                min(32, max(1, ctx.dataset.images[0].numel() // 4)), key="cmp_noise_code",
+                                width=SETTING_WIDTH)
+        epochs = row.slider("Epochs", 1, 100, 20, key="cmp_noise_epochs", width=SETTING_WIDTH)
+        cap = row.select_slider("Training images (at most)", TRAIN_CAPS, 2000, key="cmp_noise_cap", width=SETTING_WIDTH)
         plain = st.checkbox("Also train the same model without noise", True, key="cmp_noise_plain")
         go = st.form_submit_button("Train and test", type="primary", icon=":material/play_arrow:", key="cmp_noise_go")
     if go:

@@ -13,12 +13,13 @@ from aecore import projection, viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor
 from aecore.latent import encode_sample, retrieval
 from aecore.metrics import fingerprint
-from app_pages.common import as_text, require_model, umap_warm_up
+from app_pages.common import METRIC_WIDTH, as_text, metric_row, require_model, umap_warm_up
 
 SIZES = (500, 1000, 2000, 5000, 10_000)
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-METHOD_HELP = ("PCA is linear and instant: it shows the directions of greatest spread. t-SNE and UMAP bend the map "
-               "to keep each point's neighbours close: clusters show, but distances between clusters mean little.")
+METHOD_HELP = ("PCA is linear and instant, with no parameters: it shows the directions of greatest spread. t-SNE and "
+               "UMAP bend the map to keep each point's neighbours close: clusters show, but distances between clusters "
+               "mean little.")
 MAX_MAPS = 12  # fitted maps kept by the server, shared by every session; the least recently used goes first
 SHOWN = 48  # images drawn for a selection; the mean image uses all of them
 NEIGHBOURS = 8
@@ -266,26 +267,27 @@ def place_panel(model, ds, s: dict, entry: dict, key: tuple, style: FrameStyle) 
 
 def quality_row(ds, s: dict, entry: dict, method: str, model_key: str, dataset_name: str) -> None:
     """Draw the map's trustworthiness and the k-NN accuracy of the codes against PCA and raw pixels."""
-    a, b, c, d, e = st.columns(5)
-    a.metric("Trustworthiness", f"{entry['trust']:.3f}", help=TRUST_HELP)
+    row = metric_row()
+    row.metric("Trustworthiness", f"{entry['trust']:.3f}", help=TRUST_HELP, width=METRIC_WIDTH)
     if ds.labels is None:
-        b.caption("This data set has no labels, so there is no k-NN accuracy to compare.")
+        row.caption("This data set has no labels, so there is no k-NN accuracy to compare.", width=300)
         return
     try:
         q = quality(s, ds, model_key, dataset_name, len(s["index"]))
     except ValueError:
-        b.caption("Too few images per class in this sample for a 5-fold k-NN score: map more images.")
+        row.caption("Too few images per class in this sample for a 5-fold k-NN score: map more images.",
+                    width=300)
         return
-    b.metric(f"k-NN: codes ({q['dims']}-D)", f"{q['codes']:.1%}", help=KNN_HELP,
-             delta=f"{100 * (q['codes'] - q['pca']):+.1f} pts vs PCA")
-    c.metric(f"k-NN: PCA ({q['dims']}-D)", f"{q['pca']:.1%}",
-             help="The linear baseline: PCA squeezed to as many numbers as the code.")
-    d.metric(f"k-NN: pixels ({ds.shape[0] * ds.shape[1] * ds.shape[2]:,}-D)", f"{q['pixels']:.1%}",
-             help="No compression at all: the nearest neighbours by pixel distance.")
+    row.metric(f"k-NN: codes ({q['dims']}-D)", f"{q['codes']:.1%}", help=KNN_HELP, width=METRIC_WIDTH,
+               delta=f"{100 * (q['codes'] - q['pca']):+.1f} pts vs PCA")
+    row.metric(f"k-NN: PCA ({q['dims']}-D)", f"{q['pca']:.1%}",
+               help="The linear baseline: PCA squeezed to as many numbers as the code.", width=METRIC_WIDTH)
+    row.metric(f"k-NN: pixels ({ds.shape[0] * ds.shape[1] * ds.shape[2]:,}-D)", f"{q['pixels']:.1%}",
+               help="No compression at all: the nearest neighbours by pixel distance.", width=METRIC_WIDTH)
     verdict = ("beats PCA with as many dimensions: it learned structure a linear squeeze misses"
                if q["codes"] > q["pca"] + 0.005 else "does no better than PCA with as many dimensions")
-    e.caption(f"The {q['dims']}-number code {verdict}. Scored on {q['points']:,} of the mapped images; "
-              f"{METHOD_NAMES[method]} and its trustworthiness took {entry['seconds']:.1f} s (once: the map is kept).")
+    st.caption(f"The {q['dims']}-number code {verdict}. Scored on {q['points']:,} of the mapped images; "
+               f"{METHOD_NAMES[method]} and its trustworthiness took {entry['seconds']:.1f} s (once: the map is kept).")
 
 
 st.title("Latent space")
@@ -298,30 +300,28 @@ st.caption(f"Every image goes through **{ctx.model_label}**'s encoder to a code 
            "the map squeezes those codes to 2 or 3 dimensions. Images the model finds alike land close together.")
 
 options = size_options(len(ds))
-c1, c2, c3, c4, c5 = st.columns([2.5, 3.5, 2, 4.5, 3])  # UMAP's two sliders share c4
-n = c1.select_slider("Images to map", options, value=min(5000, options[-1]) if 5000 in options else options[-1],
-                     key="lat_n", help=f"A random sample of the {len(ds):,} images (the same one every time).")
-method = c2.segmented_control("Projection", list(METHOD_NAMES), default="pca", format_func=METHOD_NAMES.get,
-                              key="lat_method", help=METHOD_HELP) or "pca"
-dims = c3.segmented_control("Map", [2, 3], default=2, format_func=lambda d: f"{d}-D", key="lat_dims") or 2
-params = {}
-with c4:
-    if method == "tsne":
-        params["perplexity"] = float(st.slider("Perplexity", 5, 100, 30, key="lat_perplexity",
-                                               help="Roughly how many neighbours each point keeps close: small "
-                                                    "values show fine clumps, large ones the overall shape."))
-    elif method == "umap":
-        u1, u2 = st.columns(2)
-        params["n_neighbors"] = u1.slider("Neighbours", 2, 100, 15, key="lat_neighbors",
+controls = st.container(horizontal=True, gap="small")  # fixed widths, so the row wraps on a narrow window
+n = controls.select_slider("Images to map", options,
+                           value=min(5000, options[-1]) if 5000 in options else options[-1], key="lat_n", width=180,
+                           help=f"A random sample of the {len(ds):,} images (the same one every time).")
+method = controls.segmented_control("Projection", list(METHOD_NAMES), default="pca", format_func=METHOD_NAMES.get,
+                                    key="lat_method", help=METHOD_HELP) or "pca"
+dims = controls.segmented_control("Map", [2, 3], default=2, format_func=lambda d: f"{d}-D", key="lat_dims") or 2
+colours = colour_options(ds)
+colour = controls.selectbox("Colour by", list(colours), key="lat_colour", width=160,
+                            help="The label, a true factor of variation (sprites), or how badly each image is rebuilt.")
+params = {}  # PCA has none
+if method == "tsne":
+    params["perplexity"] = float(controls.slider("Perplexity", 5, 100, 30, key="lat_perplexity", width=200,
+                                                 help="Roughly how many neighbours each point keeps close: small "
+                                                      "values show fine clumps, large ones the overall shape."))
+elif method == "umap":
+    with controls.container(horizontal=True, gap="small", width=296):  # UMAP's two sliders wrap together
+        params["n_neighbors"] = st.slider("Neighbours", 2, 100, 15, key="lat_neighbors", width=140,
                                           help="How local the map is: few neighbours keep fine detail, many keep "
                                                "the global layout.")
-        params["min_dist"] = u2.slider("Min-dist", 0.0, 0.99, 0.1, 0.01, key="lat_min_dist",
+        params["min_dist"] = st.slider("Min-dist", 0.0, 0.99, 0.1, 0.01, key="lat_min_dist", width=140,
                                        help="How tightly points may pack: 0 gives dense clumps, higher spreads them.")
-    else:
-        st.caption("PCA has no parameters: it keeps the directions along which the codes vary most.")
-colours = colour_options(ds)
-colour = c5.selectbox("Colour by", list(colours), key="lat_colour",
-                      help="The label, a true factor of variation (sprites), or how badly each image is rebuilt.")
 
 model_key = fingerprint(model)
 s = encoded(model, model_key, ds, ctx.dataset_name, n)

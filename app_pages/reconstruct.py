@@ -7,7 +7,7 @@ import aecore as ae
 from aecore import viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor, resize_batch
 from aecore.metrics import fingerprint, percentile_of
-from app_pages.common import as_text, dataset_family, load_dataset, require_model
+from app_pages.common import METRIC_WIDTH, as_text, dataset_family, load_dataset, metric_row, require_model
 
 SAMPLE = 2000  # images scored per data set: all of digits, an evenly spaced sample of larger sets
 PER_ROW = 8
@@ -75,20 +75,20 @@ def grid_tab(model, ds, s: dict) -> None:
     """Draw the grid of inputs, reconstructions and errors, in data set order, worst first or best first."""
     st.markdown("Each column is one image: the **input** on top, the model's **reconstruction** in the middle and "
                 "their **difference** below. " + ERROR_LEGEND)
-    left, mid, right, far = st.columns([3, 2, 2, 2])
-    order = left.segmented_control("Order", list(ORDERS), default="data set order", key="rec_order",
+    controls = st.container(horizontal=True, gap="medium")  # fixed widths, so it wraps on a narrow window
+    order = controls.segmented_control("Order", list(ORDERS), default="data set order", key="rec_order",
                                    help="Worst first is the anomaly-detection view: the images this model finds "
                                         "hardest to copy are the ones least like what it learnt.") or "data set order"
-    count = mid.select_slider("Images shown", [8, 16, 24, 32, 48], value=16, key="rec_count")
+    count = controls.select_slider("Images shown", [8, 16, 24, 32, 48], value=16, key="rec_count", width=180)
     classes = ["every class", *ds.classes] if ds.labels is not None and ds.classes else ["every class"]
-    only = right.selectbox("Class", classes, key="rec_class")
+    only = controls.selectbox("Class", classes, key="rec_class", width=160)
     keep = torch.arange(len(s["index"]))
     if only != "every class":
         keep = keep[ds.labels[s["index"]] == ds.classes.index(only)]
     if ORDERS[order] is not None:
         keep = keep[s["mse"][keep].argsort(descending=ORDERS[order])]
-    start = far.number_input("Starting at", 0, len(s["index"]) - 1, 0, step=count, key="rec_start",
-                             help="Page through the images: the position in the current order.")
+    start = controls.number_input("Starting at", 0, len(s["index"]) - 1, 0, step=count, key="rec_start", width=160,
+                                  help="Page through the images: the position in the current order.")
     shown = keep[start:start + count]
     if len(shown) == 0:
         st.info("No image to show here: pick another class or start earlier.")
@@ -120,13 +120,13 @@ def show_large(model, x: torch.Tensor, s: dict, what: str) -> None:
                                     viz.tile(viz.error_rgb(y - x), cell=240)),
                              (what, "its reconstruction", "error (red: too bright, blue: too dark)")):
         col.image(pic, caption=cap, output_format="PNG")
-    a, b, c, d = st.columns(4)
-    a.metric("MSE", f"{m['mse']:.4f}", help=METRIC_HELP["MSE"])
-    b.metric("PSNR", f"{m['psnr']:.1f} dB", help=METRIC_HELP["PSNR"])
-    c.metric("SSIM", f"{m['ssim']:.3f}", help=METRIC_HELP["SSIM"])
+    row = metric_row()
+    row.metric("MSE", f"{m['mse']:.4f}", help=METRIC_HELP["MSE"], width=METRIC_WIDTH)
+    row.metric("PSNR", f"{m['psnr']:.1f} dB", help=METRIC_HELP["PSNR"], width=METRIC_WIDTH)
+    row.metric("SSIM", f"{m['ssim']:.3f}", help=METRIC_HELP["SSIM"], width=METRIC_WIDTH)
     worse = percentile_of(s["mse"], m["mse"])
-    d.metric("Error percentile", f"{worse:.1f}%", help="The share of the data set's images that this model copies "
-             "better than this one: near 100% means an outlier.")
+    row.metric("Error percentile", f"{worse:.1f}%", width=METRIC_WIDTH, help="The share of the data set's images "
+               "that this model copies better than this one: near 100% means an outlier.")
     if worse >= 95:
         st.warning(f"This image is copied worse than {worse:.1f}% of the data set's images: to this model it looks "
                    "unusual, which is how an autoencoder spots anomalies.")
@@ -249,12 +249,12 @@ st.caption(f"How well does **{ctx.model_label}** copy the {dataset_family(ctx.da
 key = fingerprint(model)
 s = scores(model, key, ds, ctx.dataset_name)
 style = style_of(ds, ctx.dataset_name)
-a, b, c, d = st.columns(4)
-a.metric("Mean MSE", f"{float(s['mse'].mean()):.4f}", help=METRIC_HELP["MSE"])
-b.metric("Mean PSNR", f"{float(s['psnr'].mean()):.1f} dB", help=METRIC_HELP["PSNR"])
-c.metric("Mean SSIM", f"{float(s['ssim'].mean()):.3f}", help=METRIC_HELP["SSIM"])
-d.metric("Images scored", f"{len(s['index']):,}", help="Every image of the data set, or an evenly spaced sample "
-         f"of {SAMPLE:,} for larger sets, training images included.")
+row = metric_row()
+row.metric("Mean MSE", f"{float(s['mse'].mean()):.4f}", help=METRIC_HELP["MSE"], width=METRIC_WIDTH)
+row.metric("Mean PSNR", f"{float(s['psnr'].mean()):.1f} dB", help=METRIC_HELP["PSNR"], width=METRIC_WIDTH)
+row.metric("Mean SSIM", f"{float(s['ssim'].mean()):.3f}", help=METRIC_HELP["SSIM"], width=METRIC_WIDTH)
+row.metric("Images scored", f"{len(s['index']):,}", width=METRIC_WIDTH, help="Every image of the data set, or an "
+           f"evenly spaced sample of {SAMPLE:,} for larger sets, training images included.")
 grid, one, own, foreign = st.tabs(["Grid", "One image", "Your own image", "Data it has never seen"])
 with grid:
     grid_tab(model, ds, s)

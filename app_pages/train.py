@@ -10,7 +10,8 @@ import torch
 import aecore as ae
 from aecore import viz
 from aecore.models import ACTIVATIONS, LOSSES, NOISES, SCHEDULES
-from app_pages.common import add_run, as_text, context, dataset_family, load_dataset, session_runs
+from app_pages.common import (METRIC_WIDTH, add_run, as_text, context, dataset_family, load_dataset, metric_row,
+                               session_runs)
 
 MAX_TRAIN = 10_000  # a shared classroom server trains on at most this many images per run
 MAX_VAL = 2_000
@@ -248,13 +249,14 @@ def shape_panel(model_spec: ae.ModelSpec | None, error: str | None) -> None:
         return
     st.plotly_chart(viz.hourglass_figure(model_spec, height=240), width="stretch",
                     config={"displayModeBar": False}, key="train_hourglass")
-    a, b, c = st.columns([1.9, 1.75, 1])  # room for a six-digit parameter count and for "Compression"
+    numbers = st.container(horizontal=True)  # metrics as wide as their numbers, so a six-digit count is not cut
     n = model_spec.param_count()
-    a.metric("Parameters", f"{n:,}" if n < 1_000_000 else f"{n / 1e6:.2f} M", help=f"{n:,} weights and biases "
-             "the training will tune")
-    b.metric("Compression", f"{model_spec.input_size / model_spec.code_size:.1f}×",
-             help="input size / code size; below 1 the code is overcomplete (only sparse models may be)")
-    c.metric("Code", f"{model_spec.code_size:,}", help="values in the bottleneck")
+    numbers.metric("Parameters", f"{n:,}" if n < 1_000_000 else f"{n / 1e6:.2f} M",
+                   help=f"{n:,} weights and biases the training will tune", width="content")
+    numbers.metric("Compression", f"{model_spec.input_size / model_spec.code_size:.1f}×",
+                   help="input size / code size; below 1 the code is overcomplete (only sparse models may be)",
+                   width="content")
+    numbers.metric("Code", f"{model_spec.code_size:,}", help="values in the bottleneck", width="content")
     st.caption(f"{model_spec.input_size:,} input values → a code of {model_spec.code_size:,} → "
                f"{model_spec.input_size:,} output values.")
     if error:
@@ -337,11 +339,11 @@ def status_line(job) -> None:
 def live_metrics(job) -> None:
     """Draw the latest epoch's numbers."""
     last = job.reports[-1]
-    a, b, c, d = st.columns(4)
-    a.metric("Epoch", f"{last['epoch']} / {job.train_spec.epochs}")
-    b.metric("Train loss", f"{last['train']['total']:.4g}")
-    c.metric("Validation loss", f"{last['val']['total']:.4g}" if "val" in last else "–")
-    d.metric("Samples / second", f"{last['samples_per_s']:,.0f}")
+    row = metric_row()
+    row.metric("Epoch", f"{last['epoch']} / {job.train_spec.epochs}", width=METRIC_WIDTH)
+    row.metric("Train loss", f"{last['train']['total']:.4g}", width=METRIC_WIDTH)
+    row.metric("Validation loss", f"{last['val']['total']:.4g}" if "val" in last else "–", width=METRIC_WIDTH)
+    row.metric("Samples / second", f"{last['samples_per_s']:,.0f}", width=METRIC_WIDTH)
 
 
 def shown_terms(history: list[dict]) -> list[dict]:
@@ -427,25 +429,27 @@ def finished_panel(job) -> None:
     if job.best_epoch != len(job.history):
         st.info(f"The model keeps the weights of epoch {job.best_epoch}, where the validation loss was lowest.",
                 icon=":material/history:")
-    a, b, c, d = st.columns(4)
-    a.metric("Training time", _duration(job.finished - job.started))
-    b.metric("MSE", f"{metrics['mse']:.4f}", help="mean squared error per pixel on the validation images")
-    c.metric("PSNR", f"{metrics['psnr']:.1f} dB", help="peak signal-to-noise ratio: higher is better")
-    d.metric("SSIM", f"{metrics['ssim']:.3f}", help="structural similarity: 1 is a perfect copy")
-    a, b, c, d = st.columns(4)
+    row = metric_row()
+    row.metric("Training time", _duration(job.finished - job.started), width=METRIC_WIDTH)
+    row.metric("MSE", f"{metrics['mse']:.4f}", help="mean squared error per pixel on the validation images",
+               width=METRIC_WIDTH)
+    row.metric("PSNR", f"{metrics['psnr']:.1f} dB", help="peak signal-to-noise ratio: higher is better",
+               width=METRIC_WIDTH)
+    row.metric("SSIM", f"{metrics['ssim']:.3f}", help="structural similarity: 1 is a perfect copy", width=METRIC_WIDTH)
+    actions = st.container(horizontal=True, vertical_alignment="center")
     # the run panel's widgets keep one key whichever run is shown: Streamlit keeps a session's widget metadata (with
     # its callbacks, and through them this page's whole namespace) for every key it has seen, so a key per run grew
     # a session's memory with every run it trained
     file_name = f"{dataset_family(job.dataset_name)}-{re.sub(r'[^A-Za-z0-9]+', '-', job.name).strip('-')}.safetensors"
-    a.download_button("Download .safetensors", data, file_name=file_name, mime="application/octet-stream",
-                      icon=":material/download:", on_click="ignore", key="train_dl")
+    actions.download_button("Download .safetensors", data, file_name=file_name, mime="application/octet-stream",
+                            icon=":material/download:", on_click="ignore", key="train_dl")
     ctx = context()
     if ctx and dataset_family(ctx.dataset_name) == dataset_family(job.dataset_name):
-        if b.button("Use it on every page", key="train_use", on_click=_use_model, args=(job.name,),
-                    help="selects this model in the sidebar"):
+        if actions.button("Use it on every page", key="train_use", on_click=_use_model, args=(job.name,),
+                          help="selects this model in the sidebar"):
             st.rerun()
-    c.page_link("app_pages/reconstruct.py", label="Reconstruct with it", icon=":material/compare:")
-    d.page_link("app_pages/denoise.py", label="Denoise with it", icon=":material/auto_fix_high:")
+    actions.page_link("app_pages/reconstruct.py", label="Reconstruct with it", icon=":material/compare:")
+    actions.page_link("app_pages/denoise.py", label="Denoise with it", icon=":material/auto_fix_high:")
 
 
 def run_panel() -> None:
@@ -500,7 +504,10 @@ description = ae.PRESET_DESCRIPTIONS[kind]
 st.caption(description[0].upper() + description[1:] + ".")
 fields = applicable(kind)
 
-col_model, col_train, col_shape = st.columns([1, 1, 1.5], gap="large")
+# fixed widths, so that on a narrow window the shape moves below the controls instead of squeezing all three
+top = st.container(horizontal=True, gap="small")
+controls = top.container(horizontal=True, gap="small", width=460)
+col_model, col_train, col_shape = controls.container(width=222), controls.container(width=222), top.container(width=400)
 with col_model:
     st.markdown("**Model**")
     model_controls(settings, fields, math.prod(shape))

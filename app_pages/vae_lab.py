@@ -5,7 +5,7 @@ import torch
 import aecore as ae
 from aecore import latent, viz
 from aecore.images import frame_style, image_to_tensor
-from app_pages.common import dataset_family, model_options, require_model
+from app_pages.common import METRIC_WIDTH, dataset_family, metric_row, model_options, require_model
 
 MAP_POINTS = 2000  # codes drawn on the latent map: enough to show the clusters, few enough to stay quick
 THRESHOLD = 0.01  # nats: a dimension whose KL stays below this carries (almost) nothing
@@ -266,12 +266,12 @@ if not model.spec.variational:
 
 facts = analysis(model, ds, ctx.dataset_name)
 health = latent.posterior_health(facts["kl"], THRESHOLD)
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Code size", health["dims"])
-m2.metric("Active units", f"{health['active']} of {health['dims']}",
-          help=f"Dimensions whose mean KL from the prior is above {THRESHOLD} nats: the ones the decoder listens to")
-m3.metric("Total KL", f"{health['total']:.2f} nats", help="Per image, summed over the dimensions")
-m4.metric("β", f"{model.spec.beta:g}", help="The weight of the KL term in the loss")
+row = metric_row()
+row.metric("Code size", health["dims"], width=METRIC_WIDTH)
+row.metric("Active units", f"{health['active']} of {health['dims']}", width=METRIC_WIDTH,
+           help=f"Dimensions whose mean KL from the prior is above {THRESHOLD} nats: the ones the decoder listens to")
+row.metric("Total KL", f"{health['total']:.2f} nats", help="Per image, summed over the dimensions", width=METRIC_WIDTH)
+row.metric("β", f"{model.spec.beta:g}", help="The weight of the KL term in the loss", width=METRIC_WIDTH)
 if health["collapsed"]:
     st.error(f"The posterior has collapsed: the codes carry almost no information (total KL {health['total']:.3f} "
              f"nats, {health['active']} active units), so every image decodes to nearly the same picture. "

@@ -97,9 +97,33 @@ OVERFLOWING_IMAGES = """() => [...document.querySelectorAll('[data-testid="stIma
     return over > 1 ? [`${img.naturalWidth} px image ${Math.round(over)} px past its column`] : [];
 })"""
 
+# controls of the main block cut off at the side by a box that hides its overflow (a segmented control wider than its
+# column, say), so that a person cannot see them; charts' own toolbars and a multiselect's row of chosen values (which
+# Streamlit scrolls, with a fade at its end) are left out
+CLIPPED_CONTROLS = """() => {
+    const wanted = 'button, input, [role="slider"], [role="combobox"], [role="tab"], [role="radio"], a';
+    return [...document.querySelectorAll('[data-testid="stMain"] :is(' + wanted + ')')]
+    .filter(el => !el.closest('[data-testid="stPlotlyChart"], [data-testid="stMultiSelectTagsContainer"]')
+                  && el.getClientRects().length)
+    .flatMap(el => {
+        const r = el.getBoundingClientRect();
+        for (let box = el.parentElement; box; box = box.parentElement) {
+            if (getComputedStyle(box).overflowX === 'visible') continue;
+            const b = box.getBoundingClientRect();
+            if (b.width <= 1) return [];  // a visually hidden input beside the control people see
+            if (r.right > b.right + 1 || r.left < b.left - 1) {
+                const name = (el.innerText || el.getAttribute('aria-label') || el.tagName).trim().slice(0, 40);
+                return [`"${name}" cut off by ${Math.round(Math.max(r.right - b.right, b.left - r.left))} px`];
+            }
+        }
+        return [];
+    });
+}"""
+
 
 def problems(page) -> list[str]:
-    """Return what is wrong on the shown page: exception boxes, tracebacks and pictures wider than their column."""
+    """Return what is wrong on the shown page: exception boxes, tracebacks, pictures wider than their column and
+    controls cut off at the side."""
     found = []
     exceptions = page.locator('[data-testid="stException"]')
     if exceptions.count():
@@ -109,6 +133,9 @@ def problems(page) -> list[str]:
     wide = page.evaluate(OVERFLOWING_IMAGES)
     if wide:
         found.append(f"{len(wide)} image(s) wider than their column: {wide[:3]}")
+    clipped = page.evaluate(CLIPPED_CONTROLS)
+    if clipped:
+        found.append(f"{len(clipped)} control(s) cut off: {clipped[:3]}")
     return found
 
 

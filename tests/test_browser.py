@@ -151,3 +151,21 @@ def visit_every_page(url: str, page) -> None:
     wait_idle(page)
     assert_clean(page, "Compare, side by side")
     screenshot(page, SHOTS / "compare-side-by-side.png")
+
+
+@pytest.mark.browser
+def test_every_control_in_reach_on_a_narrow_window(server, page):
+    """At 800 px wide with the sidebar open (half a laptop's screen, an old projector) rows of controls wrap: none is
+    cut off, as the Latent page's UMAP and 3-D buttons and Reconstruct's "worst first" once were."""
+    narrow = page.context.browser.new_page(viewport={"width": 800, "height": 900})
+    try:
+        narrow.goto(server[0] + "/")
+        wait_heading(narrow, "Autoencoder Explorer")
+        for link, heading in [("Train", "Train an autoencoder"), *[(p[0], p[1]) for p in PAGES if p[2] != "vae_lab"]]:
+            open_page(narrow, link, heading)
+            assert_clean(narrow, f"{link}, 800 px wide")
+        choose(narrow, "Model", "vae")
+        open_page(narrow, "VAE lab", "VAE lab")
+        assert_clean(narrow, "VAE lab, 800 px wide")
+    finally:
+        narrow.close()
