@@ -273,17 +273,19 @@ def _hover_text(n: int, index, names, hover: dict | None) -> list[str]:
 
 def projection_figure(coords, labels=None, classes=None, values=None, value_name: str = "value", index=None,
                       hover: dict | None = None, marks: dict | None = None, colorscale: str = "Cividis",
-                      revision=None, height: int = 600) -> go.Figure:
+                      revision=None, height: int = 600, selected=None) -> go.Figure:
     """Return a 2-D or 3-D map of points, by class (one legend entry each) or by a continuous value (colour bar).
 
     Each point's customdata is its row in `coords`, so a selection maps back to rows whatever the traces; `index`
     (data set numbers) and `hover` ({name: values}) label the hover text; `marks` ({name: (M, dims)}) adds large
     marked points whose customdata is -1. The colour scale spans the 1st to 99th percentile, so a few outliers do
-    not wash it out. `revision` keeps zoom and camera across redraws of the same map.
+    not wash it out. `revision` keeps zoom and camera across redraws of the same map. `selected` (rows) are drawn as
+    selected on a 2-D map, as if a person had picked them there.
     """
     xyz = np.asarray(coords, dtype=float)
     three = xyz.shape[1] == 3
     rows = np.arange(len(xyz))
+    chosen = np.asarray([] if selected is None else selected, dtype=int)
     labels = None if labels is None else np.asarray(labels).astype(int)
     names = None if labels is None else [classes[k] if classes and k < len(classes) else str(k) for k in labels]
     text = np.asarray(_hover_text(len(xyz), index, names, hover), dtype=object)
@@ -294,6 +296,8 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
         trace = go.Scatter3d if three else go.Scattergl
         picked = {} if three else dict(selected=dict(marker=dict(opacity=1.0, size=size + 5)),
                                        unselected=dict(marker=dict(opacity=0.3)))  # the map stays readable
+        if len(chosen) and not three:
+            picked["selectedpoints"] = np.flatnonzero(np.isin(rows[pick], chosen))
         fig.add_trace(trace(**axes, mode="markers", name=name, customdata=rows[pick], text=text[pick],
                             hovertemplate="%{text}<extra></extra>", marker=marker, **picked, **kw))
 

@@ -3,6 +3,7 @@ import sys
 import threading
 import time
 from collections import Counter, OrderedDict
+from functools import partial
 
 import streamlit as st
 import torch
@@ -125,6 +126,11 @@ def colouring(kind: str, name, ds: ae.ImageDataset, index: torch.Tensor, errors:
     if kind == "factor":
         return {"values": ds.factors[name][index].numpy(), "value_name": name}
     return {"values": errors.numpy(), "value_name": "reconstruction MSE"}
+
+
+def remember_selection(sample) -> None:
+    """Keep the rows a person just selected (or cleared) on the map, for the sample of images mapped."""
+    st.session_state["lat_picked"] = (sample, selected_rows(st.session_state.get("lat_map")))
 
 
 def selected_rows(event) -> list[int]:
@@ -341,20 +347,28 @@ lookup = st.session_state.get("lat_lookup")
 positions = {int(v): r for r, v in enumerate(s["index"].tolist())}
 if lookup is not None and lookup in positions:
     marks = {f"image #{lookup}": entry["coords"][positions[lookup]][None], **marks}
+# the points a person picked stay picked while the sample does (another colouring, projection or setting draws a new
+# chart, which Streamlit gives a fresh, empty selection); only 2-D maps can show and change them
+sample = (model_key, ctx.dataset_name, n)
+picked = st.session_state.get("lat_picked")
+picked = picked[1] if picked and picked[0] == sample and dims == 2 else []
 fig = viz.projection_figure(entry["coords"], index=s["index"].numpy(), hover={"error": s["errors"].numpy()},
-                            marks=marks, revision=str(key), **colouring(*colours[colour], ds, s["index"], s["errors"]))
+                            marks=marks, revision=str(key), selected=picked,
+                            **colouring(*colours[colour], ds, s["index"], s["errors"]))
 with left:
-    event = st.plotly_chart(fig, width="stretch", key="lat_map", on_select="rerun",
-                            selection_mode=("points", "box", "lasso"),
-                            config={"displaylogo": False})
+    st.plotly_chart(fig, width="stretch", key="lat_map", on_select=partial(remember_selection, sample),
+                    selection_mode=("points", "box", "lasso"), config={"displaylogo": False})
     if dims == 3:
         st.caption("Drag to turn the map, scroll to zoom; hover a point for its number. Selecting works on 2-D maps.")
-rows = selected_rows(event)
+rows = picked
 if not rows and lookup is not None:
     rows = [positions[lookup]] if lookup in positions else []
 with select_tab:
-    if lookup is not None and lookup not in positions and not selected_rows(event):
+    if lookup is not None and lookup not in positions and not picked:
         st.warning(f"Image #{lookup} is not among the {n:,} mapped images: place it with the 'Place an image' tab.")
+    if picked:  # a double-click clears a selection only on the chart it was made on
+        st.button("Clear the selection", icon=":material/deselect:", type="tertiary", key="lat_unselect",
+                  on_click=st.session_state.pop, args=("lat_picked", None))
     selection_panel(model, ds, s, rows, dims == 3)
 
 quality_row(ds, s, entry, method, model_key, ctx.dataset_name)

@@ -3,6 +3,7 @@
 It trains a tiny model by clicking, selects a point on the latent map, checks that no page shows an exception or a
 traceback (nor the server log), and saves a screenshot of each page to docs/screenshots/ for the README.
 """
+import re
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,15 @@ def visit_every_page(url: str, page) -> None:
         if name == "latent":
             click_a_point(page)
             assert_clean(page, "Latent space, a point selected")
+            picked = page.get_by_text(re.compile(r"^Image #\d+")).first.inner_text().split(" ·")[0]
+            for colour in ("reconstruction error", "label"):  # a new colouring draws a new chart: the pick stays
+                choose(page, "Colour by", colour)
+                page.get_by_text(picked + " ·").first.wait_for(timeout=30_000)
+                assert_clean(page, f"Latent space, coloured by {colour} with {picked} picked")
         screenshot(page, SHOTS / f"{name}.png")
+        if name == "latent":
+            page.get_by_role("button", name="Clear the selection").click()
+            page.get_by_text("Click a point to select it").wait_for(timeout=30_000)
 
     page.get_by_role("tab", name="Side by side").click()
     page.get_by_text("the best value of each metric is highlighted").wait_for(timeout=30_000)

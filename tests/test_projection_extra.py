@@ -161,6 +161,19 @@ def test_projection_figure_carries_each_points_row(digits):
     assert three.data[0].marker.cmin == pytest.approx(np.percentile(np.arange(200.0), 1))
 
 
+def test_projection_figure_draws_the_selected_rows_as_selected(digits):
+    """Rows picked on an earlier chart come back as each trace's own positions; no pick leaves every trace as is."""
+    coords = np.random.default_rng(1).normal(size=(120, 2))
+    labels = digits.labels[:120].numpy()
+    chosen = [3, 40, 41, 119]
+    fig = viz.projection_figure(coords, labels=labels, classes=digits.classes, selected=chosen)
+    back = sorted(int(t.customdata[i]) for t in fig.data for i in t.selectedpoints)
+    assert back == chosen
+    assert all(t.selectedpoints is None for t in viz.projection_figure(coords, labels=labels, selected=[]).data)
+    three = viz.projection_figure(np.c_[coords, coords[:, 0]], values=np.arange(120.0), selected=chosen)
+    assert "selectedpoints" not in three.data[0].to_plotly_json()  # a 3-D chart has no selection to show
+
+
 def test_tsne_keeps_neighbourhoods_as_well_as_scikit_learns_on_mnist_codes():
     """The t-SNE target: within 0.01 of scikit-learn's TSNE in trustworthiness (k=5), on real codes."""
     model = ae.load(ROOT / "pretrained" / "mnist-conv-z32.safetensors")

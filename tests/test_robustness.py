@@ -141,3 +141,18 @@ def test_every_cache_with_arguments_has_a_size_limit():
                 if node.args.args and not limited:
                     unbounded.append(f"{path.name}:{node.name}")
     assert unbounded == []
+
+
+def test_no_two_widgets_share_a_key():
+    """Streamlit refuses a second widget with a key already drawn in the run (a page and the sidebar share runs), so
+    a written-out key may appear once in the app; keys built from values (f-strings) are left out."""
+    import ast
+
+    seen = {}
+    for path in [ROOT / "app.py", *(ROOT / "app_pages").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                for k in node.keywords:
+                    if k.arg == "key" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str):
+                        seen.setdefault(k.value.value, []).append(f"{path.name}:{node.lineno}")
+    assert {key: where for key, where in seen.items() if len(where) > 1} == {}
