@@ -62,13 +62,10 @@ def show_grid(model, ds, numbers: torch.Tensor, per_image: dict) -> None:
     """Draw the chosen images as columns of input, reconstruction and error, with their numbers below."""
     x = ds.images[numbers]
     y = ae.reconstruct(model, x)
-    pictures = viz.stacked(x, y, viz.error_rgb(y - x), cell=CELL)
-    for start in range(0, len(pictures), PER_ROW):
-        for col, k in zip(st.columns(PER_ROW), range(start, min(start + PER_ROW, len(pictures)))):
-            i = int(numbers[k])
-            name = label_of(ds, i)
-            col.image(pictures[k], output_format="PNG")
-            col.caption(f"#{i}" + (f" · {name}" if name else "") + f"  \n{per_image['psnr'][k]:.1f} dB")
+    names = [label_of(ds, int(i)) for i in numbers]
+    captions = [f"#{int(i)}" + (f" · {name}" if name else "") + f"\n{psnr:.1f} dB"
+                for i, name, psnr in zip(numbers, names, per_image["psnr"].tolist())]
+    st.html(viz.picture_grid_html(viz.stacked(x, y, viz.error_rgb(y - x), cell=CELL), captions, per_row=PER_ROW))
 
 
 def grid_tab(model, ds, s: dict) -> None:
@@ -234,8 +231,7 @@ def foreign_tab(model, key: str, ctx, s: dict, style: FrameStyle) -> None:
                                           f"{name} (never seen)": f["psnr"].tolist()}, "PSNR per image (dB)"),
                     width="stretch", config={"displayModeBar": False})
     x, y = f["inputs"][:PER_ROW], f["outputs"][:PER_ROW]
-    for col, pic in zip(st.columns(PER_ROW), viz.stacked(x, y, viz.error_rgb(y - x), cell=CELL)):
-        col.image(pic, output_format="PNG")
+    st.html(viz.picture_grid_html(viz.stacked(x, y, viz.error_rgb(y - x), cell=CELL), per_row=PER_ROW))
     st.caption(f"{name} images cropped to their content and framed like the {family} images, at "
                f"{model.spec.input_shape[1]}×{model.spec.input_shape[2]}: input, reconstruction, error. The model "
                "pulls them towards what it knows. " + ERROR_LEGEND)

@@ -1,6 +1,7 @@
 """AppTest of the Reconstruct and Denoise pages with real tiny models trained on digits and sprites."""
 import io
 import json
+import re
 
 import pytest
 import torch
@@ -84,8 +85,11 @@ def test_reconstruct_renders_with_its_widgets(runs, dataset, model):
     tabs = {t.label for t in at.tabs}
     assert {"Grid", "One image", "Your own image", "Data it has never seen", "Upload a picture"} <= tabs
     assert ("Draw one" in tabs) == (dataset in ("digits", "sprites"))  # one-channel data: a canvas too
-    assert any("dB" in c.value and c.value.startswith("#") for c in at.caption)  # the grid's per-image captions
-    assert len(at.image) >= 16 + 3 + 8  # grid columns, the large image and the never-seen strip
+    grid, never_seen = (h.proto.body for h in at.get("html"))
+    assert grid.count("<img ") == 16 and grid.count("<figcaption") == 16
+    assert re.search(r">#0( · [^<]+)?<br>\d+\.\d dB</figcaption>", grid)  # number, class and PSNR under each
+    assert never_seen.count("<img ") == 8
+    assert len(at.image) >= 3  # the large image, its reconstruction and error
 
 
 def test_worst_first_reorders_the_grid(runs):

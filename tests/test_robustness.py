@@ -57,11 +57,11 @@ def test_no_code_path_unpickles():
     assert offenders == []
 
 
-def test_no_page_renders_html_but_escaped_picture_rows():
-    # HTML in a page could bring a file or run name into it as markup. The one exception: the pictures that
-    # aecore.viz.labelled_rows_html lays out (the Denoise page's rows), whose labels it escapes (test below)
-    pattern = re.compile(r"unsafe_allow_html\s*=\s*True|st\.html\((?!viz\.labelled_rows_html\()|components\.v1\.html|"
-                         r"components\.html\(")
+def test_no_page_renders_html_but_escaped_picture_grids():
+    # HTML in a page could bring a file or run name into it as markup. The exceptions: the pictures that
+    # aecore.viz.labelled_rows_html and picture_grid_html lay out, whose labels they escape (tests below)
+    pattern = re.compile(r"unsafe_allow_html\s*=\s*True|st\.html\((?!viz\.(labelled_rows|picture_grid)_html\()|"
+                         r"components\.v1\.html|components\.html\(")
     pages = [ROOT / "app.py", *(ROOT / "app_pages").rglob("*.py")]
     assert [str(p.relative_to(ROOT)) for p in pages if pattern.search(p.read_text())] == []
 
@@ -71,6 +71,15 @@ def test_picture_rows_escape_their_labels():
     html = viz.labelled_rows_html({hostile: np.zeros((2, 2, 3), np.uint8), "plain": np.ones((2, 2, 3), np.uint8)})
     assert hostile not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
     assert html.count("<img ") == 2 and html.count('src="data:image/png;base64,') == 2  # the two pictures, no more
+
+
+def test_picture_grids_escape_their_captions():
+    hostile = '<img src=x onerror="alert(1)">'
+    pictures = [np.zeros((2, 2, 3), np.uint8)] * 3
+    html = viz.picture_grid_html(pictures, [f"#1 · {hostile}\n3.0 dB", "#2\n4.0 dB", "#3"])
+    assert hostile not in html and "#1 · &lt;img src=x onerror=&quot;alert(1)&quot;&gt;<br>3.0 dB" in html
+    assert html.count("<img ") == 3 and html.count("<figcaption") == 3
+    assert viz.picture_grid_html(pictures).count("<figcaption") == 0  # no captions, no empty lines under pictures
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
