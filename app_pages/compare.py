@@ -112,8 +112,8 @@ def code_results(state) -> None:
     sizes = list(state["jobs"])
     series = {f"{state['preset']} autoencoder": [state["mse"].get(k) for k in sizes],
               "PCA with as many components": state["pca"]}
-    fig = viz.sweep_figure(sizes, series, "code size (values in the bottleneck, log scale)",
-                           "held-out MSE per pixel", title=f"What the bottleneck costs on {state['dataset']}")
+    fig = viz.sweep_figure(sizes, series, "code size (values in the bottleneck, log scale)", "held-out MSE per pixel",
+                           title=f"What the bottleneck costs on {dataset_family(state['dataset'])}")
     st.plotly_chart(fig, width="stretch", key="cmp_code_fig")
     rows = sweeps.code_size_rows(sizes, state["mse"], state["pca"], state["input_size"])
     st.dataframe(rows, hide_index=True, width="stretch", key="cmp_code_rows",
@@ -169,13 +169,14 @@ def code_size_tab(ctx) -> None:
     state = st.session_state.get("cmp_code")
     if state is None or state["dataset"] != ctx.dataset_name:
         if state is not None:
-            st.info(f"The last sweep ran on {state['dataset']}; train a new one for {ctx.dataset_name}.")
+            st.info(f"The last sweep ran on {dataset_family(state['dataset'])}; train a new one for "
+                    f"{dataset_family(ctx.dataset_name)}.")
         sizes = sorted(st.session_state.get("cmp_code_sizes") or [])
         if sizes:
             curve = pca_preview(ctx.dataset_name, st.session_state.get("cmp_code_cap", 2000), tuple(sizes))
             fig = viz.sweep_figure(sizes, {"PCA with as many components": curve},
                                    "code size (values in the bottleneck, log scale)", "held-out MSE per pixel",
-                                   title=f"PCA's curve on {ctx.dataset_name}")
+                                   title=f"PCA's curve on {dataset_family(ctx.dataset_name)}")
             st.plotly_chart(fig, width="stretch", key="cmp_code_preview")
             st.caption("PCA needs no training, so its curve is here already; the autoencoder's joins it as each "
                        "model of the sweep finishes.")
@@ -212,7 +213,7 @@ def noise_results(state) -> None:
     fig = viz.sweep_figure(sweeps.NOISE_LEVELS, curves, f"test noise level ({state['kind']})",
                            "MSE per pixel against the clean images", log_x=False,
                            mark=(state["level"], f"trained at {state['level']:g}"),
-                           title=f"What noise costs on {state['dataset']}")
+                           title=f"What noise costs on {dataset_family(state['dataset'])}")
     st.plotly_chart(fig, width="stretch", key="cmp_noise_fig")
     level = st.select_slider("Show examples at noise level", sweeps.NOISE_LEVELS, value=min(
         sweeps.NOISE_LEVELS, key=lambda v: abs(v - state["level"])), key="cmp_noise_show")
@@ -260,7 +261,8 @@ def noise_tab(ctx) -> None:
             start("cmp_noise", jobs, dataset=ctx.dataset_name, test=test, kind=kind, level=level)
     state = st.session_state.get("cmp_noise")
     if state is not None and state["dataset"] != ctx.dataset_name:
-        st.info(f"The last noise sweep ran on {state['dataset']}; train a new one for {ctx.dataset_name}.")
+        st.info(f"The last noise sweep ran on {dataset_family(state['dataset'])}; train a new one for "
+                f"{dataset_family(ctx.dataset_name)}.")
         return
     monitor("cmp_noise", noise_results)
 

@@ -204,7 +204,8 @@ def selection_panel(model, ds, s: dict, rows: list[int], three: bool) -> None:
         how = ("A 3-D map turns and zooms but cannot be clicked (Streamlit receives no selections from 3-D "
                "charts): switch to 2-D to select points, or look one up by its number below." if three else
                "Click a point to select it; for a group, pick the lasso or box tool in the chart's toolbar and "
-               "draw around it. Dragging zooms in; a double-click zooms out and clears the selection.")
+               "draw around it. Dragging zooms in; a double-click zooms out and clears a selection made on this "
+               "map. A selection stays while you change the colouring or the projection.")
         st.info(f"{how} Selected images, their reconstructions and the mean image show here; for one point, its "
                 "nearest neighbours in code space beside those in pixel space.")
     st.number_input("Or look up an image of the sample by its number", 0, len(ds) - 1, value=None,
@@ -314,7 +315,7 @@ method = controls.segmented_control("Projection", list(METHOD_NAMES), default="p
                                     key="lat_method", help=METHOD_HELP) or "pca"
 dims = controls.segmented_control("Map", [2, 3], default=2, format_func=lambda d: f"{d}-D", key="lat_dims") or 2
 colours = colour_options(ds)
-colour = controls.selectbox("Colour by", list(colours), key="lat_colour", width=160,
+colour = controls.selectbox("Colour by", list(colours), key="lat_colour", width=180,
                             help="The label, a true factor of variation (sprites), or how badly each image is rebuilt.")
 params = {}  # PCA has none
 if method == "tsne":
@@ -350,8 +351,11 @@ if lookup is not None and lookup in positions:
 # the points a person picked stay picked while the sample does (another colouring, projection or setting draws a new
 # chart, which Streamlit gives a fresh, empty selection); only 2-D maps can show and change them
 sample = (model_key, ctx.dataset_name, n)
-picked = st.session_state.get("lat_picked")
-picked = picked[1] if picked and picked[0] == sample and dims == 2 else []
+kept = st.session_state.get("lat_picked")
+if kept and kept[0] != sample:  # picked on another sample: those rows would be other images here
+    del st.session_state["lat_picked"]
+kept = kept[1] if kept and kept[0] == sample else []
+picked = kept if dims == 2 else []
 fig = viz.projection_figure(entry["coords"], index=s["index"].numpy(), hover={"error": s["errors"].numpy()},
                             marks=marks, revision=str(key), selected=picked,
                             **colouring(*colours[colour], ds, s["index"], s["errors"]))
@@ -364,9 +368,14 @@ rows = picked
 if not rows and lookup is not None:
     rows = [positions[lookup]] if lookup in positions else []
 with select_tab:
-    if lookup is not None and lookup not in positions and not picked:
+    if lookup is not None and lookup not in positions:
         st.warning(f"Image #{lookup} is not among the {n:,} mapped images: place it with the 'Place an image' tab.")
-    if picked:  # a double-click clears a selection only on the chart it was made on
+    if kept and dims == 3:
+        one = len(kept) == 1
+        st.caption(("The image" if one else f"The {len(kept):,} images") + " selected on the 2-D map "
+                   + ("stays selected: switch back to 2-D to see it." if one else
+                      "stay selected: switch back to 2-D to see them."))
+    if kept:  # a double-click clears a selection only on the chart it was made on
         st.button("Clear the selection", icon=":material/deselect:", type="tertiary", key="lat_unselect",
                   on_click=st.session_state.pop, args=("lat_picked", None))
     selection_panel(model, ds, s, rows, dims == 3)

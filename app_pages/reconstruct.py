@@ -72,19 +72,19 @@ def grid_tab(model, ds, s: dict) -> None:
     """Draw the grid of inputs, reconstructions and errors, in data set order, worst first or best first."""
     st.markdown("Each column is one image: the **input** on top, the model's **reconstruction** in the middle and "
                 "their **difference** below. " + ERROR_LEGEND)
-    controls = st.container(horizontal=True, gap="medium")  # fixed widths, so it wraps on a narrow window
+    controls = st.container(horizontal=True, gap="small")  # fixed widths, so it wraps on a narrow window
     order = controls.segmented_control("Order", list(ORDERS), default="data set order", key="rec_order",
                                    help="Worst first is the anomaly-detection view: the images this model finds "
                                         "hardest to copy are the ones least like what it learnt.") or "data set order"
-    count = controls.select_slider("Images shown", [8, 16, 24, 32, 48], value=16, key="rec_count", width=180)
+    count = controls.select_slider("Images shown", [8, 16, 24, 32, 48], value=16, key="rec_count", width=160)
     classes = ["every class", *ds.classes] if ds.labels is not None and ds.classes else ["every class"]
-    only = controls.selectbox("Class", classes, key="rec_class", width=160)
+    only = controls.selectbox("Class", classes, key="rec_class", width=150)
     keep = torch.arange(len(s["index"]))
     if only != "every class":
         keep = keep[ds.labels[s["index"]] == ds.classes.index(only)]
     if ORDERS[order] is not None:
         keep = keep[s["mse"][keep].argsort(descending=ORDERS[order])]
-    start = controls.number_input("Starting at", 0, len(s["index"]) - 1, 0, step=count, key="rec_start", width=160,
+    start = controls.number_input("Starting at", 0, len(s["index"]) - 1, 0, step=count, key="rec_start", width=150,
                                   help="Page through the images: the position in the current order.")
     shown = keep[start:start + count]
     if len(shown) == 0:
@@ -95,17 +95,28 @@ def grid_tab(model, ds, s: dict) -> None:
              "MSE": s["mse"][shown].tolist(), "PSNR (dB)": s["psnr"][shown].tolist(),
              "SSIM": s["ssim"][shown].tolist()}
     if order == "worst first":
-        worst = float(s["psnr"][shown].max())
-        st.markdown(f"**The {len(shown)} hardest images for this model.** An autoencoder used as an anomaly "
-                    "detector flags exactly these: whatever it cannot copy well is unlike its training data.")
-        st.plotly_chart(viz.histogram_figure({"every scored image": s["psnr"].tolist()}, "PSNR per image (dB)",
-                                             marks={f"the {len(shown)} shown are at or left of this line": worst}),
-                        width="stretch", config={"displayModeBar": False})
+        hardest_of(s, keep, shown, start, only)
     with st.expander("The numbers of the images shown", expanded=order == "worst first"):
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"MSE": st.column_config.NumberColumn(format="%.4f"),
                                     "PSNR (dB)": st.column_config.NumberColumn(format="%.1f"),
                                     "SSIM": st.column_config.NumberColumn(format="%.3f")})
+
+
+def hardest_of(s: dict, keep: torch.Tensor, shown: torch.Tensor, start: int, only: str) -> None:
+    """Say which of the hardest images are shown (of which class, from which place) and where they lie among the
+    PSNRs of the images they were picked from."""
+    among = "" if only == "every class" else f" of class {as_text(only)}"
+    what = (f"The {len(shown)} hardest images{among}" if start == 0 else
+            f"The hardest images{among}, places {start + 1:,} to {start + len(shown):,},")
+    st.markdown(f"**{what} for this model.** An autoencoder used as an anomaly detector flags the hardest: whatever "
+                "it cannot copy well is unlike its training data.")
+    psnr = s["psnr"][shown]
+    marks = ({f"the {len(shown)} shown are at or left of this line": float(psnr.max())} if start == 0 else
+             {"the shown lie between these lines": float(psnr.min()), "": float(psnr.max())})
+    st.plotly_chart(viz.histogram_figure({("every scored image" + among): s["psnr"][keep].tolist()},
+                                         "PSNR per image (dB)", marks=marks),
+                    width="stretch", config={"displayModeBar": False})
 
 
 def show_large(model, x: torch.Tensor, s: dict, what: str) -> None:
@@ -222,11 +233,11 @@ def foreign_tab(model, key: str, ctx, s: dict, style: FrameStyle) -> None:
     other = load_dataset(name)
     f = foreign_scores(model, key, other, name, model.spec.input_shape, style)
     here, there = float(s["psnr"].mean()), float(f["psnr"].mean())
-    a, b, c = st.columns(3)
-    a.metric(f"PSNR on {family} (its own data)", f"{here:.1f} dB", help=METRIC_HELP["PSNR"])
-    b.metric(f"PSNR on {name} (never seen)", f"{there:.1f} dB", delta=f"{there - here:+.1f} dB")
-    c.metric(f"SSIM on {name}", f"{float(f['ssim'].mean()):.3f}",
-             delta=f"{float(f['ssim'].mean() - s['ssim'].mean()):+.3f}")
+    row = metric_row()  # wider than METRIC_WIDTH: the labels name the data sets
+    row.metric(f"PSNR on {family} (its own data)", f"{here:.1f} dB", help=METRIC_HELP["PSNR"], width=240)
+    row.metric(f"PSNR on {name} (never seen)", f"{there:.1f} dB", delta=f"{there - here:+.1f} dB", width=240)
+    row.metric(f"SSIM on {name}", f"{float(f['ssim'].mean()):.3f}", width=240,
+               delta=f"{float(f['ssim'].mean() - s['ssim'].mean()):+.3f}")
     st.plotly_chart(viz.histogram_figure({f"{family} (trained on)": s["psnr"].tolist(),
                                           f"{name} (never seen)": f["psnr"].tolist()}, "PSNR per image (dB)"),
                     width="stretch", config={"displayModeBar": False})

@@ -506,8 +506,8 @@ fields = applicable(kind)
 
 # fixed widths, so that on a narrow window the shape moves below the controls instead of squeezing all three
 top = st.container(horizontal=True, gap="small")
-controls = top.container(horizontal=True, gap="small", width=460)
-col_model, col_train, col_shape = controls.container(width=222), controls.container(width=222), top.container(width=400)
+controls = top.container(horizontal=True, gap="small", width=436)  # all three side by side from 1280 px wide
+col_model, col_train, col_shape = controls.container(width=210), controls.container(width=210), top.container(width=360)
 with col_model:
     st.markdown("**Model**")
     model_controls(settings, fields, math.prod(shape))

@@ -98,12 +98,13 @@ OVERFLOWING_IMAGES = """() => [...document.querySelectorAll('[data-testid="stIma
 })"""
 
 # controls of the main block cut off at the side by a box that hides its overflow (a segmented control wider than its
-# column, say), so that a person cannot see them; charts' own toolbars and a multiselect's row of chosen values (which
-# Streamlit scrolls, with a fade at its end) are left out
+# column, say), so that a person cannot see them; charts' and tables' own toolbars (which show on hover) and a
+# multiselect's row of chosen values (which Streamlit scrolls, with a fade at its end) are left out
 CLIPPED_CONTROLS = """() => {
     const wanted = 'button, input, [role="slider"], [role="combobox"], [role="tab"], [role="radio"], a';
     return [...document.querySelectorAll('[data-testid="stMain"] :is(' + wanted + ')')]
-    .filter(el => !el.closest('[data-testid="stPlotlyChart"], [data-testid="stMultiSelectTagsContainer"]')
+    .filter(el => !el.closest('[data-testid="stPlotlyChart"], [data-testid="stMultiSelectTagsContainer"], '
+                              + '[data-testid="stElementToolbar"]')
                   && el.getClientRects().length)
     .flatMap(el => {
         const r = el.getBoundingClientRect();
