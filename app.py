@@ -4,7 +4,7 @@ import torch
 
 import aecore as ae
 from aecore import viz
-from app_pages.common import context, sidebar, umap_warm_up
+from app_pages.common import context, keep_page_settings, sidebar, umap_warm_up
 
 st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hourglass_empty:", layout="wide")
 
@@ -54,6 +54,7 @@ def home():
 
 
 umap_warm_up()
+keep_page_settings()
 page = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True)]
                      + [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES])
 st.session_state["ctx"] = sidebar()

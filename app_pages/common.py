@@ -41,6 +41,27 @@ class Context:
     model_label: str | None
 
 
+# the pages' settings, by widget key: Streamlit forgets a widget's value in a run that does not draw it (a run of
+# another page), so `keep_page_settings` writes these back at the start of every run and a person finds each page
+# as they left it. Buttons, uploads, charts and tables are not settings (and Streamlit refuses to set them).
+PAGE_SETTINGS = (
+    "lat_n", "lat_method", "lat_dims", "lat_perplexity", "lat_neighbors", "lat_min_dist", "lat_colour",
+    "rec_order", "rec_count", "rec_class", "rec_start", "rec_foreign", "rec_fit", "rec_invert", "rec_tool", "rec_pen",
+    "dn_kind", "dn_filter", "dn_other", "dn_level_gaussian", "dn_level_salt-pepper", "dn_level_masking",
+    "vae_steps", "vae_start", "vae_temp", "vae_n", "vae_grid", "vae_anim", "vae_ms",
+    "cmp_code_preset", "cmp_code_sizes", "cmp_code_epochs", "cmp_code_cap", "cmp_noise_preset", "cmp_noise_kind",
+    "cmp_noise_level", "cmp_noise_code", "cmp_noise_epochs", "cmp_noise_cap", "cmp_noise_plain", "cmp_noise_show",
+    "cmp_noise_sidebar", "cmp_models", "cmp_n", "cmp_kind", "cmp_level", "cmp_errors",
+)
+
+
+def keep_page_settings() -> None:
+    """Keep every page's settings across visits to other pages (see PAGE_SETTINGS)."""
+    for key in PAGE_SETTINGS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def metric_row():
     """Return a row for metrics drawn with width=METRIC_WIDTH: side by side, wrapping when the window is narrow."""
     return st.container(horizontal=True, gap="medium")

@@ -186,3 +186,44 @@ def test_sprites_colour_by_true_factors_and_error(runs):
     at.selectbox(key="lat_colour").set_value("reconstruction error").run()
     _ok(at)
     assert _figure(at).data[0].marker.colorbar.title.text == "reconstruction MSE"
+
+
+def test_the_pages_settings_survive_a_visit_to_another_page(runs):
+    at = _app(runs)
+    at.button_group(key="lat_dims").set_value(3).run()
+    at.selectbox(key="lat_colour").select("reconstruction error").run()
+    at.switch_page("app_pages/reconstruct.py").run()
+    at.button_group(key="rec_order").set_value("worst first").run()
+    assert not at.exception
+    at.switch_page("app_pages/latent.py").run()  # Streamlit drops the values of widgets a run does not draw
+    assert at.button_group(key="lat_dims").value == 3 and at.selectbox(key="lat_colour").value == "reconstruction error"
+    assert not at.exception
+    at.switch_page("app_pages/reconstruct.py").run()
+    assert at.button_group(key="rec_order").value == "worst first"
+    at.switch_page("app_pages/denoise.py").run()
+    at.slider(key="dn_level_gaussian").set_value(0.5).run()
+    at.switch_page("app_pages/latent.py").run()
+    at.switch_page("app_pages/denoise.py").run()
+    assert at.slider(key="dn_level_gaussian").value == 0.5 and not at.exception
+
+
+def test_every_kept_setting_is_a_settable_widget_of_a_page():
+    """PAGE_SETTINGS names keys that pages give to widgets with a value a person sets (not buttons, uploads, charts)."""
+    import ast
+
+    from app_pages.common import PAGE_SETTINGS
+
+    settable = {"selectbox", "multiselect", "slider", "select_slider", "segmented_control", "radio", "number_input",
+                "checkbox", "toggle"}
+    from aecore.models import NOISES
+
+    kinds = {}
+    for path in (ROOT / "app_pages").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                for k in node.keywords:
+                    if k.arg == "key" and isinstance(k.value, ast.Constant):
+                        kinds[k.value.value] = node.func.attr
+                    elif k.arg == "key" and ast.unparse(k.value) == "f'dn_level_{kind}'":  # one slider per noise
+                        kinds.update({f"dn_level_{kind}": node.func.attr for kind in NOISES if kind != "none"})
+    assert {key: kinds.get(key) for key in PAGE_SETTINGS if kinds.get(key) not in settable} == {}
