@@ -50,13 +50,22 @@ PAGE_SETTINGS = (
     "dn_kind", "dn_filter", "dn_other", "dn_level_gaussian", "dn_level_salt-pepper", "dn_level_masking",
     "vae_steps", "vae_start", "vae_temp", "vae_n", "vae_grid", "vae_anim", "vae_ms",
     "cmp_code_preset", "cmp_code_sizes", "cmp_code_epochs", "cmp_code_cap", "cmp_noise_preset", "cmp_noise_kind",
-    "cmp_noise_level", "cmp_noise_code", "cmp_noise_epochs", "cmp_noise_cap", "cmp_noise_plain", "cmp_noise_show",
-    "cmp_noise_sidebar", "cmp_models", "cmp_n", "cmp_kind", "cmp_level", "cmp_errors",
+    "cmp_noise_level", "cmp_noise_code", "cmp_noise_epochs", "cmp_noise_cap", "cmp_noise_plain", "cmp_noise_sidebar",
+    "cmp_models", "cmp_n", "cmp_kind", "cmp_level", "cmp_errors",
 )
+# those whose choices come from the data set (its size, classes, models): another data set starts them afresh, as a
+# value it lacks would otherwise fall back to the first choice, not the page's default
+DATA_SETTINGS = ("lat_n", "lat_colour", "rec_class", "rec_start", "rec_foreign", "dn_other", "cmp_code_sizes",
+                 "cmp_noise_code", "cmp_models")
 
 
 def keep_page_settings() -> None:
-    """Keep every page's settings across visits to other pages (see PAGE_SETTINGS)."""
+    """Keep every page's settings across visits to other pages (see PAGE_SETTINGS), but those of another data set."""
+    data = st.session_state.get("dataset_label")
+    if st.session_state.get("settings_data") != data:
+        for key in DATA_SETTINGS:
+            st.session_state.pop(key, None)
+        st.session_state["settings_data"] = data
     for key in PAGE_SETTINGS:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]

@@ -227,3 +227,14 @@ def test_every_kept_setting_is_a_settable_widget_of_a_page():
                     elif k.arg == "key" and ast.unparse(k.value) == "f'dn_level_{kind}'":  # one slider per noise
                         kinds.update({f"dn_level_{kind}": node.func.attr for kind in NOISES if kind != "none"})
     assert {key: kinds.get(key) for key in PAGE_SETTINGS if kinds.get(key) not in settable} == {}
+
+
+def test_settings_that_come_from_the_data_set_start_afresh_with_another(runs):
+    at = _app(runs)
+    at.select_slider(key="lat_n").set_value(500).run()
+    at.button_group(key="lat_dims").set_value(3).run()
+    at.selectbox(key="dataset_label").select("sprites").run()
+    at.switch_page("app_pages/latent.py").run()
+    assert not at.exception
+    assert at.select_slider(key="lat_n").value == 5000  # the page's default for 10,000 sprites, not digits' 500
+    assert at.button_group(key="lat_dims").value == 3  # not a matter of the data set: kept
