@@ -31,7 +31,7 @@ def server(tmp_path_factory):
     with streamlit_server(ROOT, log) as url:
         yield url, log
     text = log.read_text()
-    assert "Traceback" not in text, f"the server log has a traceback:\n{text}"
+    assert "Traceback" not in text and "Stack (most recent call last)" not in text, f"the server log has a stack:\n{text}"
 
 
 @pytest.fixture(scope="module")
