@@ -61,8 +61,8 @@ DATA_SETTINGS = ("lat_n", "lat_colour", "rec_class", "rec_start", "rec_foreign",
 
 def keep_page_settings() -> None:
     """Keep every page's settings across visits to other pages (see PAGE_SETTINGS), but those of another data set."""
-    data = st.session_state.get("dataset_label")
-    if st.session_state.get("settings_data") != data:
+    data = st.session_state.get("dataset_label")  # None in a session's first run: the sidebar comes after this
+    if data is not None and st.session_state.setdefault("settings_data", data) != data:
         for key in DATA_SETTINGS:
             st.session_state.pop(key, None)
         st.session_state["settings_data"] = data

@@ -238,3 +238,12 @@ def test_settings_that_come_from_the_data_set_start_afresh_with_another(runs):
     assert not at.exception
     assert at.select_slider(key="lat_n").value == 5000  # the page's default for 10,000 sprites, not digits' 500
     assert at.button_group(key="lat_dims").value == 3  # not a matter of the data set: kept
+
+
+def test_a_session_opened_on_a_page_keeps_its_first_change():
+    """A link straight to the page: the first run draws the sidebar after the settings are kept, so the data set is
+    not known yet; the person's first change must not count as a change of data set."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.switch_page("app_pages/latent.py").run()
+    at.select_slider(key="lat_n").set_value(500).run()
+    assert not at.exception and at.select_slider(key="lat_n").value == 500
