@@ -242,7 +242,8 @@ def foreign_tab(model, key: str, ctx, s: dict, style: FrameStyle) -> None:
                                           f"{name} (never seen)": f["psnr"].tolist()}, "PSNR per image (dB)"),
                     width="stretch", config={"displayModeBar": False})
     x, y = f["inputs"][:PER_ROW], f["outputs"][:PER_ROW]
-    st.html(viz.picture_grid_html(viz.stacked(x, y, viz.error_rgb(y - x), cell=CELL), per_row=PER_ROW))
+    st.html(viz.picture_grid_html(viz.stacked(x, y, viz.error_rgb(y - x), cell=CELL),
+                                  [f"{psnr:.1f} dB" for psnr in f["psnr"][:PER_ROW].tolist()], per_row=PER_ROW))
     st.caption(f"{name} images cropped to their content and framed like the {family} images, at "
                f"{model.spec.input_shape[1]}×{model.spec.input_shape[2]}: input, reconstruction, error. The model "
                "pulls them towards what it knows. " + ERROR_LEGEND)

@@ -88,7 +88,7 @@ def test_reconstruct_renders_with_its_widgets(runs, dataset, model):
     grid, never_seen = (h.proto.body for h in at.get("html"))
     assert grid.count("<img ") == 16 and grid.count("<figcaption") == 16
     assert re.search(r">#0( · [^<]+)?<br>\d+\.\d dB</figcaption>", grid)  # number, class and PSNR under each
-    assert never_seen.count("<img ") == 8
+    assert never_seen.count("<img ") == 8 and len(re.findall(r">\d+\.\d dB</figcaption>", never_seen)) == 8
     assert len(at.image) >= 3  # the large image, its reconstruction and error
 
 
