@@ -185,6 +185,13 @@ def png_bytes(picture: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _png_data_url(picture: np.ndarray) -> str:
+    """Return a picture as a PNG inside a data URL, for an <img> of HTML that carries its own pictures."""
+    import base64
+
+    return f"data:image/png;base64,{base64.b64encode(png_bytes(picture)).decode()}"
+
+
 def labelled_rows_html(rows: dict[str, np.ndarray]) -> str:
     """Return an HTML grid of pictures (e.g. from tile()), one a row after its label in bold, the pictures as PNGs
     inside the HTML (data URLs), each at most as wide as its column.
@@ -193,13 +200,11 @@ def labelled_rows_html(rows: dict[str, np.ndarray]) -> str:
     label and an image (and its numbers as metrics): React's work on those elements made a slider move take 153-175 ms
     in Chromium on two cores, against 86-89 ms with this grid and a table (docs/latency.md).
     """
-    import base64
     import html
 
     cells = "".join(
         f'<div style="font-weight:600">{html.escape(label)}</div>'
-        f'<img alt="{html.escape(label)}" style="max-width:100%;height:auto" '
-        f'src="data:image/png;base64,{base64.b64encode(png_bytes(picture)).decode()}">'
+        f'<img alt="{html.escape(label)}" style="max-width:100%;height:auto" src="{_png_data_url(picture)}">'
         for label, picture in rows.items())
     return ('<div style="display:grid;grid-template-columns:minmax(6rem,1fr) 5fr;align-items:center;'
             f'gap:0.75rem 1rem">{cells}</div>')
@@ -214,14 +219,12 @@ def picture_grid_html(pictures: list[np.ndarray], captions: list[str] | None = N
     with this grid a change of order took a median of 500 ms in Chromium on two cores, against 587 ms (16 pictures,
     24 changes each, alternated servers). On a narrow page the pictures wrap instead of shrinking.
     """
-    import base64
     import html
 
     captions = captions or [""] * len(pictures)
     cells = "".join(
         f'<figure style="margin:0"><img alt="{html.escape(c.splitlines()[0] if c else "picture")}" '
-        'style="max-width:100%;height:auto;display:block" '
-        f'src="data:image/png;base64,{base64.b64encode(png_bytes(picture)).decode()}">'
+        f'style="max-width:100%;height:auto;display:block" src="{_png_data_url(picture)}">'
         + (f'<figcaption style="font-size:0.875rem;opacity:0.6;margin-top:0.25rem">'
            f'{"<br>".join(html.escape(line) for line in c.splitlines())}</figcaption>' if c else "")
         + "</figure>"

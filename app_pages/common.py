@@ -71,9 +71,10 @@ def keep_page_settings() -> None:
             st.session_state[key] = st.session_state[key]
 
 
-def metric_row():
-    """Return a row for metrics drawn with width=METRIC_WIDTH: side by side, wrapping when the window is narrow."""
-    return st.container(horizontal=True, gap="medium")
+def wrapping_row(gap: str = "medium"):
+    """Return a row for elements of fixed widths (metrics with METRIC_WIDTH, a page's controls): side by side, and
+    wrapping to the next line where the window is narrow, where st.columns would squeeze and cut them off."""
+    return st.container(horizontal=True, gap=gap)
 
 
 def dataset_family(name: str) -> str:

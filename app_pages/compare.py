@@ -5,7 +5,7 @@ import streamlit as st
 import aecore as ae
 from aecore import sweeps, viz
 from app_pages.common import (MAX_RUNS, add_run, context, dataset_family, load_dataset, load_option, model_options,
-                          session_runs)
+                          session_runs, wrapping_row)
 
 REFRESH_S = 1.0  # how often a running sweep's table refreshes
 EVAL_IMAGES = 500  # held-out images every comparison is measured on
@@ -126,12 +126,7 @@ def code_results(state) -> None:
                "non-linear code keeps more than the best linear code of that size; PCA catches up as the code grows.")
 
 
-SETTING_WIDTH = 270  # a sweep's settings: fixed widths, so their rows wrap on a narrow window
-
-
-def settings_row():
-    """Return a row for settings drawn with width=SETTING_WIDTH, wrapping when the window is narrow."""
-    return st.container(horizontal=True, gap="medium")
+SETTING_WIDTH = 270  # a sweep's settings, in rows that wrap on a narrow window (wrapping_row)
 
 
 def code_size_tab(ctx) -> None:
@@ -142,13 +137,13 @@ def code_size_tab(ctx) -> None:
     shape = ctx.dataset.shape
     presets = list(ae.PRESETS)
     with st.form("cmp_code_form"):
-        row = settings_row()
+        row = wrapping_row()
         name = row.selectbox("Model type", presets, index=presets.index("deep"), key="cmp_code_preset",
                              format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}", width=SETTING_WIDTH)
         options = sweeps.code_sizes_for(shape, "deep")
         sizes = row.multiselect("Code sizes", options, default=[k for k in (2, 4, 8, 16, 32) if k in options],
                                 key="cmp_code_sizes", width=380)  # room for the five sizes chosen at first
-        row = settings_row()
+        row = wrapping_row()
         epochs = row.slider("Epochs", 1, 100, 20, key="cmp_code_epochs", width=SETTING_WIDTH)
         cap = row.select_slider("Training images (at most)", TRAIN_CAPS, 2000, key="cmp_code_cap", width=SETTING_WIDTH)
         go = st.form_submit_button("Train the sweep", type="primary", icon=":material/play_arrow:", key="cmp_code_go")
@@ -235,14 +230,14 @@ def noise_tab(ctx) -> None:
                 "the denoiser still help?")
     presets = list(ae.PRESETS)
     with st.form("cmp_noise_form"):
-        row = settings_row()
+        row = wrapping_row()
         name = row.selectbox("Model type", presets, index=presets.index("deep"), key="cmp_noise_preset",
                              format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}", width=SETTING_WIDTH)
         kind = row.selectbox("Noise", NOISE_KINDS, key="cmp_noise_kind", width=SETTING_WIDTH,
                              help="gaussian: the level is the standard deviation; salt-pepper and masking: the "
                                   "fraction of pixels hit")
         level = row.slider("Training noise level", 0.05, 0.8, 0.3, 0.05, key="cmp_noise_level", width=SETTING_WIDTH)
-        row = settings_row()
+        row = wrapping_row()
         code = row.number_input("Code size", 1, ctx.dataset.images[0].numel(),
                                 min(32, max(1, ctx.dataset.images[0].numel() // 4)), key="cmp_noise_code",
                                 width=SETTING_WIDTH)

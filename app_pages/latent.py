@@ -14,7 +14,7 @@ from aecore import projection, viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor
 from aecore.latent import encode_sample, retrieval
 from aecore.metrics import fingerprint
-from app_pages.common import METRIC_WIDTH, as_text, metric_row, require_model, umap_warm_up
+from app_pages.common import METRIC_WIDTH, as_text, require_model, umap_warm_up, wrapping_row
 
 SIZES = (500, 1000, 2000, 5000, 10_000)
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -274,7 +274,7 @@ def place_panel(model, ds, s: dict, entry: dict, key: tuple, style: FrameStyle) 
 
 def quality_row(ds, s: dict, entry: dict, method: str, model_key: str, dataset_name: str) -> None:
     """Draw the map's trustworthiness and the k-NN accuracy of the codes against PCA and raw pixels."""
-    row = metric_row()
+    row = wrapping_row()
     row.metric("Trustworthiness", f"{entry['trust']:.3f}", help=TRUST_HELP, width=METRIC_WIDTH)
     if ds.labels is None:
         row.caption("This data set has no labels, so there is no k-NN accuracy to compare.", width=300)
@@ -307,7 +307,7 @@ st.caption(f"Every image goes through **{ctx.model_label}**'s encoder to a code 
            "the map squeezes those codes to 2 or 3 dimensions. Images the model finds alike land close together.")
 
 options = size_options(len(ds))
-controls = st.container(horizontal=True, gap="small")  # fixed widths, so the row wraps on a narrow window
+controls = wrapping_row(gap="small")
 n = controls.select_slider("Images to map", options,
                            value=min(5000, options[-1]) if 5000 in options else options[-1], key="lat_n", width=180,
                            help=f"A random sample of the {len(ds):,} images (the same one every time).")

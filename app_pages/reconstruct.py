@@ -7,7 +7,8 @@ import aecore as ae
 from aecore import viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor, resize_batch
 from aecore.metrics import fingerprint, percentile_of
-from app_pages.common import METRIC_WIDTH, as_text, dataset_family, load_dataset, metric_row, require_model
+from app_pages.common import (METRIC_WIDTH, as_text, dataset_family, load_dataset, require_model,
+                               wrapping_row)
 
 SAMPLE = 2000  # images scored per data set: all of digits, an evenly spaced sample of larger sets
 PER_ROW = 8
@@ -72,7 +73,7 @@ def grid_tab(model, ds, s: dict) -> None:
     """Draw the grid of inputs, reconstructions and errors, in data set order, worst first or best first."""
     st.markdown("Each column is one image: the **input** on top, the model's **reconstruction** in the middle and "
                 "their **difference** below. " + ERROR_LEGEND)
-    controls = st.container(horizontal=True, gap="small")  # fixed widths, so it wraps on a narrow window
+    controls = wrapping_row(gap="small")
     order = controls.segmented_control("Order", list(ORDERS), default="data set order", key="rec_order",
                                    help="Worst first is the anomaly-detection view: the images this model finds "
                                         "hardest to copy are the ones least like what it learnt.") or "data set order"
@@ -128,7 +129,7 @@ def show_large(model, x: torch.Tensor, s: dict, what: str) -> None:
                                     viz.tile(viz.error_rgb(y - x), cell=240)),
                              (what, "its reconstruction", "error (red: too bright, blue: too dark)")):
         col.image(pic, caption=cap, output_format="PNG")
-    row = metric_row()
+    row = wrapping_row()
     row.metric("MSE", f"{m['mse']:.4f}", help=METRIC_HELP["MSE"], width=METRIC_WIDTH)
     row.metric("PSNR", f"{m['psnr']:.1f} dB", help=METRIC_HELP["PSNR"], width=METRIC_WIDTH)
     row.metric("SSIM", f"{m['ssim']:.3f}", help=METRIC_HELP["SSIM"], width=METRIC_WIDTH)
@@ -233,7 +234,7 @@ def foreign_tab(model, key: str, ctx, s: dict, style: FrameStyle) -> None:
     other = load_dataset(name)
     f = foreign_scores(model, key, other, name, model.spec.input_shape, style)
     here, there = float(s["psnr"].mean()), float(f["psnr"].mean())
-    row = metric_row()  # wider than METRIC_WIDTH: the labels name the data sets
+    row = wrapping_row()  # wider than METRIC_WIDTH: the labels name the data sets
     row.metric(f"PSNR on {family} (its own data)", f"{here:.1f} dB", help=METRIC_HELP["PSNR"], width=240)
     row.metric(f"PSNR on {name} (never seen)", f"{there:.1f} dB", delta=f"{there - here:+.1f} dB", width=240)
     row.metric(f"SSIM on {name}", f"{float(f['ssim'].mean()):.3f}", width=240,
@@ -257,7 +258,7 @@ st.caption(f"How well does **{ctx.model_label}** copy the {dataset_family(ctx.da
 key = fingerprint(model)
 s = scores(model, key, ds, ctx.dataset_name)
 style = style_of(ds, ctx.dataset_name)
-row = metric_row()
+row = wrapping_row()
 row.metric("Mean MSE", f"{float(s['mse'].mean()):.4f}", help=METRIC_HELP["MSE"], width=METRIC_WIDTH)
 row.metric("Mean PSNR", f"{float(s['psnr'].mean()):.1f} dB", help=METRIC_HELP["PSNR"], width=METRIC_WIDTH)
 row.metric("Mean SSIM", f"{float(s['ssim'].mean()):.3f}", help=METRIC_HELP["SSIM"], width=METRIC_WIDTH)

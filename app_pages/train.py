@@ -10,8 +10,8 @@ import torch
 import aecore as ae
 from aecore import viz
 from aecore.models import ACTIVATIONS, LOSSES, NOISES, SCHEDULES
-from app_pages.common import (METRIC_WIDTH, add_run, as_text, context, dataset_family, load_dataset, metric_row,
-                               session_runs)
+from app_pages.common import (METRIC_WIDTH, add_run, as_text, context, dataset_family, load_dataset, session_runs,
+                               wrapping_row)
 
 MAX_TRAIN = 10_000  # a shared classroom server trains on at most this many images per run
 MAX_VAL = 2_000
@@ -339,7 +339,7 @@ def status_line(job) -> None:
 def live_metrics(job) -> None:
     """Draw the latest epoch's numbers."""
     last = job.reports[-1]
-    row = metric_row()
+    row = wrapping_row()
     row.metric("Epoch", f"{last['epoch']} / {job.train_spec.epochs}", width=METRIC_WIDTH)
     row.metric("Train loss", f"{last['train']['total']:.4g}", width=METRIC_WIDTH)
     row.metric("Validation loss", f"{last['val']['total']:.4g}" if "val" in last else "–", width=METRIC_WIDTH)
@@ -429,7 +429,7 @@ def finished_panel(job) -> None:
     if job.best_epoch != len(job.history):
         st.info(f"The model keeps the weights of epoch {job.best_epoch}, where the validation loss was lowest.",
                 icon=":material/history:")
-    row = metric_row()
+    row = wrapping_row()
     row.metric("Training time", _duration(job.finished - job.started), width=METRIC_WIDTH)
     row.metric("MSE", f"{metrics['mse']:.4f}", help="mean squared error per pixel on the validation images",
                width=METRIC_WIDTH)

@@ -5,7 +5,7 @@ import torch
 import aecore as ae
 from aecore import latent, viz
 from aecore.images import frame_style, image_to_tensor
-from app_pages.common import METRIC_WIDTH, dataset_family, metric_row, model_options, require_model
+from app_pages.common import METRIC_WIDTH, dataset_family, model_options, require_model, wrapping_row
 
 MAP_POINTS = 2000  # codes drawn on the latent map: enough to show the clusters, few enough to stay quick
 THRESHOLD = 0.01  # nats: a dimension whose KL stays below this carries (almost) nothing
@@ -266,7 +266,7 @@ if not model.spec.variational:
 
 facts = analysis(model, ds, ctx.dataset_name)
 health = latent.posterior_health(facts["kl"], THRESHOLD)
-row = metric_row()
+row = wrapping_row()
 row.metric("Code size", health["dims"], width=METRIC_WIDTH)
 row.metric("Active units", f"{health['active']} of {health['dims']}", width=METRIC_WIDTH,
            help=f"Dimensions whose mean KL from the prior is above {THRESHOLD} nats: the ones the decoder listens to")
