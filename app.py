@@ -4,7 +4,7 @@ import torch
 
 import aecore as ae
 from aecore import viz
-from app_pages.common import context, keep_page_settings, sidebar, umap_warm_up
+from app_pages.common import context, keep_page_settings, sidebar, umap_warm_up, wrapping_columns
 
 st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hourglass_empty:", layout="wide")
 
@@ -34,7 +34,7 @@ def home():
     ctx = context()
     has_model = ctx is not None and ctx.model is not None
     spec = ctx.model.spec if has_model else ae.preset("conv", ctx.dataset.shape if ctx else (1, 8, 8))[0]
-    left, right = st.columns([3, 2], gap="large")
+    left, right = wrapping_columns("home_columns", (420, 280), gap="large")
     with left:
         st.subheader("The hourglass of " + (ctx.model_label.split(": ", 1)[-1] if has_model else "a conv autoencoder"))
         st.plotly_chart(viz.hourglass_figure(spec), width="stretch", config={"displayModeBar": False})

@@ -77,6 +77,26 @@ def wrapping_row(gap: str = "medium"):
     return st.container(horizontal=True, gap=gap)
 
 
+def wrapping_columns(key: str, min_widths: tuple[int, ...], gap: str = "medium") -> list:
+    """Return containers side by side that share the row in proportion to min_widths, each at least its min width.
+
+    Where the row is narrower than their sum (a narrow window, the sidebar open), each takes a line of its own at the
+    row's full width, where st.columns would squeeze a chart into a strip. Streamlit has no such column, so a style
+    rule sets the flex of each container's wrapper (`flex_style`).
+    """
+    row = st.container(horizontal=True, gap=gap, key=key)
+    st.html(flex_style(key, min_widths))  # a style alone goes to Streamlit's event container: it takes no space
+    return [row.container(key=f"{key}-{i}") for i in range(len(min_widths))]
+
+
+def flex_style(key: str, min_widths: tuple[int, ...]) -> str:
+    """Return the <style> that gives the i-th container of the row `key` the flex `w 1 w px`, w = min_widths[i]."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", key) or not all(isinstance(w, int) and w > 0 for w in min_widths):
+        raise ValueError(f"flex_style: a row needs a plain key and positive integer widths, not {key!r}, {min_widths}")
+    rules = (f".st-key-{key} > :has(> .st-key-{key}-{i}) {{ flex: {w} 1 {w}px; }}" for i, w in enumerate(min_widths))
+    return f"<style>{' '.join(rules)}</style>"
+
+
 def dataset_family(name: str) -> str:
     """Return the data set a name refers to, so `idx:.../mnist` and `mnist` match the same models."""
     return Path(name[4:]).name if name.startswith("idx:") else name

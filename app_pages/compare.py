@@ -5,7 +5,7 @@ import streamlit as st
 import aecore as ae
 from aecore import sweeps, viz
 from app_pages.common import (MAX_RUNS, add_run, context, dataset_family, load_dataset, load_option, model_options,
-                          session_runs, wrapping_row)
+                          session_runs, wrapping_columns, wrapping_row)
 
 REFRESH_S = 1.0  # how often a running sweep's table refreshes
 EVAL_IMAGES = 500  # held-out images every comparison is measured on
@@ -274,7 +274,7 @@ def side_by_side_tab(ctx) -> None:
     default = [ctx.model_label] if ctx.model_label in options else []
     default += [label for label in options if label not in default][:2 - len(default)]
     chosen = st.multiselect("Models", list(options), default=default, key="cmp_models")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = wrapping_columns("cmp_controls", (180, 200, 180, 170))
     n = c1.slider("Images shown", 4, 16, 8, key="cmp_n")
     kind = c2.selectbox("Corrupt the inputs", ["none"] + NOISE_KINDS, key="cmp_kind")
     level = c3.slider("Noise level", 0.0, 0.8, 0.3, 0.05, key="cmp_level", disabled=kind == "none")

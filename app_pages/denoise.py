@@ -8,7 +8,8 @@ import aecore as ae
 from aecore import viz
 from aecore.metrics import fingerprint, noise_sweep
 from aecore.noise import LEVEL_MAX, gaussian_filter, median_filter
-from app_pages.common import dataset_family, load_option, model_options, require_model, train_spec_of
+from app_pages.common import (dataset_family, load_option, model_options, require_model, train_spec_of,
+                               wrapping_columns)
 
 SAMPLE = 200  # images the PSNR and SSIM are averaged over
 SHOWN = 8
@@ -157,7 +158,7 @@ def sweep_charts(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: s
     slider does not redraw them (it would cost a third of the move)."""
     curves = sweep(models, keys, ds, dataset_name, kind, filter_name)
     xs = levels_for(kind)
-    left, right = st.columns(2)
+    left, right = wrapping_columns("dn_charts", (320, 320))
     for col, metric, unit in ((left, "psnr", "PSNR (dB), higher is better"),
                               (right, "ssim", "SSIM, higher is better")):
         fig = viz.curves_figure(xs, curves[metric], "noise level", unit,
@@ -176,7 +177,7 @@ mine = found.get(ctx.model_label, (model, ae.TrainSpec(), "run"))[1]
 st.caption(f"Add noise to the {dataset_family(ctx.dataset_name)} images and pass them through "
            f"**{ctx.model_label}**, {training_words(mine)}. A denoising autoencoder is trained to map noisy inputs "
            "to clean targets, so it learns what the images should look like rather than copying every pixel.")
-left, mid, right = st.columns(3)
+left, mid, right = wrapping_columns("dn_choices", (200, 220, 240))
 kind = left.selectbox("Noise", list(NOISE_NAMES), format_func=NOISE_NAMES.get, key="dn_kind")
 filter_name = mid.selectbox("Classical baseline", list(FILTERS), key="dn_filter",
                             help="A filter that knows nothing about the data: the bar a learnt denoiser should clear.")

@@ -14,7 +14,7 @@ from aecore import projection, viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor
 from aecore.latent import encode_sample, retrieval
 from aecore.metrics import fingerprint
-from app_pages.common import METRIC_WIDTH, as_text, require_model, umap_warm_up, wrapping_row
+from app_pages.common import METRIC_WIDTH, as_text, require_model, umap_warm_up, wrapping_columns, wrapping_row
 
 SIZES = (500, 1000, 2000, 5000, 10_000)
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -333,7 +333,7 @@ elif method == "umap":
 model_key = fingerprint(model)
 s = encoded(model, model_key, ds, ctx.dataset_name, n)
 key = (model_key, ctx.dataset_name, n, method, dims, tuple(sorted(params.items())))
-left, right = st.columns([3, 2])
+left, right = wrapping_columns("lat_columns", (420, 280))
 with left:
     try:
         entry = fitted_map(key, s["codes"], method, dims, params)

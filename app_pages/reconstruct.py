@@ -8,7 +8,7 @@ from aecore import viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor, resize_batch
 from aecore.metrics import fingerprint, percentile_of
 from app_pages.common import (METRIC_WIDTH, as_text, dataset_family, load_dataset, require_model,
-                               wrapping_row)
+                               wrapping_columns, wrapping_row)
 
 SAMPLE = 2000  # images scored per data set: all of digits, an evenly spaced sample of larger sets
 PER_ROW = 8
@@ -155,7 +155,7 @@ def upload_panel(model, ds, s: dict, style: FrameStyle) -> None:
     c = model.spec.input_shape[0]
     file = st.file_uploader("Upload an image (PNG, JPEG, GIF, BMP, WebP or TIFF, any size)", type=UPLOAD_TYPES,
                             key="rec_upload")
-    left, right = st.columns(2)
+    left, right = wrapping_columns("rec_upload_options", (330, 360))
     invert = left.radio("Invert the colours", ["automatically", "always", "never"], horizontal=True,
                         key="rec_invert", help="The data set's images are light shapes on a dark background. "
                         "'Automatically' inverts a one-channel picture whose border is the opposite, such as dark "
@@ -186,7 +186,7 @@ def upload_panel(model, ds, s: dict, style: FrameStyle) -> None:
 def draw_panel(model, ds, s: dict, style: FrameStyle) -> None:
     """Draw the canvas (white on black, clearable) and the model's reconstruction of the drawing."""
     st.session_state.setdefault("rec_canvas_n", 0)
-    left, right = st.columns([2, 3])
+    left, right = wrapping_columns("rec_draw", (300, 400))
     with left:
         mode = st.segmented_control("Tool", ["freedraw", "line", "rect", "circle"], default="freedraw",
                                     key="rec_tool", format_func=lambda m: {"freedraw": "pen"}.get(m, m)) or "freedraw"

@@ -11,7 +11,7 @@ import aecore as ae
 from aecore import viz
 from aecore.models import ACTIVATIONS, LOSSES, NOISES, SCHEDULES
 from app_pages.common import (METRIC_WIDTH, add_run, as_text, context, dataset_family, load_dataset, session_runs,
-                               wrapping_row)
+                               wrapping_columns, wrapping_row)
 
 MAX_TRAIN = 10_000  # a shared classroom server trains on at most this many images per run
 MAX_VAL = 2_000
@@ -376,7 +376,7 @@ def epoch_views(job) -> None:
     """Draw the loss curves, the code map and the reconstructions strip at the chosen epoch."""
     epoch = epoch_picker(job)
     report = job.reports[epoch - 1]
-    left, right = st.columns([3, 2], gap="medium")
+    left, right = wrapping_columns("train_charts", (420, 280))
     with left:
         fig = viz.loss_figure(shown_terms(job.history_so_far), title="Loss per image (train solid, validation dashed)")
         fig.add_vline(x=epoch, line=dict(color="#999999", dash="dot"))

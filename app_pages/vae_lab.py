@@ -5,7 +5,8 @@ import torch
 import aecore as ae
 from aecore import latent, viz
 from aecore.images import frame_style, image_to_tensor
-from app_pages.common import METRIC_WIDTH, dataset_family, model_options, require_model, wrapping_row
+from app_pages.common import (METRIC_WIDTH, dataset_family, model_options, require_model, wrapping_columns,
+                               wrapping_row)
 
 MAP_POINTS = 2000  # codes drawn on the latent map: enough to show the clusters, few enough to stay quick
 THRESHOLD = 0.01  # nats: a dimension whose KL stays below this carries (almost) nothing
@@ -108,7 +109,7 @@ def on_map_click():
 
 def interpolation_tab(model, ds, dataset_name, facts):
     """Two images, the paths between them in latent space and in pixels, on the map, and as files."""
-    col_a, col_b, col_opt = st.columns([2, 2, 1])
+    col_a, col_b, col_opt = wrapping_columns("vae_pick", (220, 220, 140))
     with col_a:
         x0, cap0 = pick_image(ds, dataset_name, "A", 0)
         if x0 is not None:
@@ -135,7 +136,7 @@ def interpolation_tab(model, ds, dataset_name, facts):
         st.image(viz.tile(images, ncols=steps, cell=cell), output_format="PNG")
     st.caption("The latent paths decode every step, so each frame is an image the model can make; the cross-fade "
                "just overlays A and B. The latent paths start and end at the reconstructions of A and B.")
-    left, right = st.columns([3, 2])
+    left, right = wrapping_columns("vae_paths", (420, 280))
     with left:
         xy, *path_xy = latent.map_2d(facts["codes"], *paths.values())
         axes = ("z1", "z2") if model.spec.code_size <= 2 else ("PC 1 of the codes", "PC 2 of the codes")
@@ -172,7 +173,7 @@ def traversal(model, base, base_image, order, kl, token):
     resets = st.session_state.get("vae_resets", 0)
     active = [d for d in order if kl[d] > THRESHOLD]
     inactive = [d for d in order if kl[d] <= THRESHOLD]
-    left, right = st.columns([3, 2])
+    left, right = wrapping_columns("vae_traverse", (360, 240))
 
     def slider(d):
         reach = max(3.0, float(base[d].abs().ceil()))
@@ -218,7 +219,7 @@ def traverse_tab(model, facts, x0):
 
 def sample_tab(model):
     """New images decoded from codes drawn from the prior, at a chosen temperature."""
-    c1, c2, c3 = st.columns([3, 2, 1])
+    c1, c2, c3 = wrapping_columns("vae_sample", (240, 180, 150))
     temperature = c1.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="vae_temp",
                             help="The spread of the codes drawn: below 1 gives typical, smoother images; above 1 "
                                  "gives varied, stranger ones; 0 decodes the prior's centre only")

@@ -162,19 +162,38 @@ def visit_every_page(url: str, page) -> None:
     screenshot(page, SHOTS / "compare-side-by-side.png")
 
 
+MIN_CHART_WIDTH = 320
+
+
+def chart_widths(page) -> list[int]:
+    """Return the width in pixels of each visible chart in the main block."""
+    return page.evaluate("""() => [...document.querySelectorAll(
+        '[data-testid="stMainBlockContainer"] [data-testid="stPlotlyChart"]')]
+        .map(c => Math.round(c.getBoundingClientRect().width)).filter(w => w > 0)""")
+
+
 @pytest.mark.browser
 def test_every_control_in_reach_on_a_narrow_window(server, page):
     """At 800 px wide with the sidebar open (half a laptop's screen, an old projector) rows of controls wrap: none is
-    cut off, as the Latent page's UMAP and 3-D buttons and Reconstruct's "worst first" once were."""
+    cut off, as the Latent page's UMAP and 3-D buttons and Reconstruct's "worst first" once were. Charts that stand
+    side by side on a wide window take a line each: none is squeezed into a strip, as the Latent map once was."""
     narrow = page.context.browser.new_page(viewport={"width": 800, "height": 900})
     try:
         narrow.goto(server[0] + "/")
         wait_heading(narrow, "Autoencoder Explorer")
+        wait_idle(narrow)
+        checked = [("Home", chart_widths(narrow))]
         for link, heading in [("Train", "Train an autoencoder"), *[(p[0], p[1]) for p in PAGES if p[2] != "vae_lab"]]:
             open_page(narrow, link, heading)
             assert_clean(narrow, f"{link}, 800 px wide")
+            checked.append((link, chart_widths(narrow)))
         choose(narrow, "Model", "vae")
         open_page(narrow, "VAE lab", "VAE lab")
         assert_clean(narrow, "VAE lab, 800 px wide")
+        checked.append(("VAE lab", chart_widths(narrow)))
+        # the main block is about 470 px wide: two charts side by side would each get about 230 px or less
+        squeezed = [(name, widths) for name, widths in checked if min(widths, default=MIN_CHART_WIDTH) < MIN_CHART_WIDTH]
+        assert squeezed == [], f"charts narrower than {MIN_CHART_WIDTH} px in a window 800 px wide: {squeezed}"
+        assert sum(len(widths) for _, widths in checked) >= 5  # home, Train's shape, Latent's map, Denoise's two
     finally:
         narrow.close()

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -59,11 +60,22 @@ def test_no_code_path_unpickles():
 
 def test_no_page_renders_html_but_escaped_picture_grids():
     # HTML in a page could bring a file or run name into it as markup. The exceptions: the pictures that
-    # aecore.viz.labelled_rows_html and picture_grid_html lay out, whose labels they escape (tests below)
-    pattern = re.compile(r"unsafe_allow_html\s*=\s*True|st\.html\((?!viz\.(labelled_rows|picture_grid)_html\()|"
+    # aecore.viz.labelled_rows_html and picture_grid_html lay out, whose labels they escape, and the layout rules of
+    # app_pages.common.flex_style, made of a checked key and integers only (tests below)
+    pattern = re.compile(r"unsafe_allow_html\s*=\s*True|st\.html\((?!viz\.(labelled_rows|picture_grid)_html\(|flex_style\()|"
                          r"components\.v1\.html|components\.html\(")
     pages = [ROOT / "app.py", *(ROOT / "app_pages").rglob("*.py")]
     assert [str(p.relative_to(ROOT)) for p in pages if pattern.search(p.read_text())] == []
+
+
+def test_flex_style_is_made_of_a_plain_key_and_integers_only():
+    from app_pages.common import flex_style
+    assert flex_style("lat_columns", (420, 280)) == (
+        "<style>.st-key-lat_columns > :has(> .st-key-lat_columns-0) { flex: 420 1 420px; } "
+        ".st-key-lat_columns > :has(> .st-key-lat_columns-1) { flex: 280 1 280px; }</style>")
+    for key, widths in [("x} body { display: none", (1,)), ("Row", (1,)), ("row", (0,)), ("row", ("1px; color: red",))]:
+        with pytest.raises(ValueError, match="plain key"):
+            flex_style(key, widths)
 
 
 def test_picture_rows_escape_their_labels():
