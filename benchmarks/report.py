@@ -305,6 +305,15 @@ Tried and not kept:
   pixels at once (`unfold` and a banded weight), the input padded to two channels, the convolution and pooling as
   a phase convolution on the space-to-depth image, and the 2×2 max-pool as element-wise maxima with its own
   backward. None made fit faster in A/Bs on the Xeon; the last two were twice as slow.
+- **Reading channels-last maps into the linear layers as they lie** (the head's weight columns and the decoder's
+  first weight rows put in (row, column, channel) order, instead of copying the conv preset's 128×32×7×7 maps four
+  times a step, about 0.9 ms of its profile): on the Xeon the training step and the pages' batched inference stayed
+  within the noise in A/Bs (a step's median 29.5 against 29.8 ms; encoding 2,000 images 111 against 112 ms), so
+  the model keeps its plain flatten.
+- **Data parallelism over the two cores**: each core computes the gradients of half the batch with one intra-op
+  thread, summed before the Adam step (the same gradients to 1e-6). On the Xeon the conv preset's forward and
+  backward went from 28.8 to 26.8 ms a batch, since a batch of 64 on one thread took 27.7 ms, more than half of a
+  batch of 128; the deep preset's steps fell from 24.2 k to 17.8 k samples/s. Not worth the second thread.
 - **Two intra-op threads inside training jobs.** A job runs in a background thread; with two OpenMP threads
   there it trained the deep preset at about 18 k samples/s against 25 k with one (table "Concurrent
   training", first column), and any other work on the two cores (a page render, another job) makes a
