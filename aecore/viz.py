@@ -308,6 +308,9 @@ def _hover_text(n: int, index, names, hover: dict | None) -> list[str]:
     return [" · ".join(p) for p in zip(*parts)]
 
 
+RINGED_SELECTION = 10  # a selection of at most this many points gets a ring round each
+
+
 def projection_figure(coords, labels=None, classes=None, values=None, value_name: str = "value", index=None,
                       hover: dict | None = None, marks: dict | None = None, colorscale: str = "Cividis",
                       revision=None, height: int = 600, selected=None) -> go.Figure:
@@ -317,7 +320,7 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
     (data set numbers) and `hover` ({name: values}) label the hover text; `marks` ({name: (M, dims)}) adds large
     marked points whose customdata is -1. The colour scale spans the 1st to 99th percentile, so a few outliers do
     not wash it out. `revision` keeps zoom and camera across redraws of the same map. `selected` (rows) are drawn as
-    selected on a 2-D map, as if a person had picked them there.
+    selected on a 2-D map, as if a person had picked them there, each in a ring where they are few.
     """
     xyz = np.asarray(coords, dtype=float)
     three = xyz.shape[1] == 3
@@ -351,6 +354,10 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
                 dict(size=size, color=PALETTE[int(k) % len(PALETTE)], opacity=0.8))
     else:
         add(rows, "codes", dict(size=size, color=PALETTE[0], opacity=0.8), showlegend=False)
+    if 0 < len(chosen) <= RINGED_SELECTION and not three:  # a ring finds one point in any colouring
+        fig.add_trace(go.Scatter(x=xyz[chosen, 0], y=xyz[chosen, 1], mode="markers", name="selected",
+                                 hoverinfo="skip", showlegend=False, customdata=np.full(len(chosen), -1),
+                                 marker=dict(size=18, symbol="circle-open", color="#000000", line=dict(width=2))))
     symbols = ("diamond", "circle") if three else ("star", "circle-open")
     for i, (name, pts) in enumerate((marks or {}).items()):
         p = np.asarray(pts, dtype=float).reshape(-1, xyz.shape[1])

@@ -167,11 +167,18 @@ def test_projection_figure_draws_the_selected_rows_as_selected(digits):
     labels = digits.labels[:120].numpy()
     chosen = [3, 40, 41, 119]
     fig = viz.projection_figure(coords, labels=labels, classes=digits.classes, selected=chosen)
-    back = sorted(int(t.customdata[i]) for t in fig.data for i in t.selectedpoints)
+    *points, ring = fig.data
+    back = sorted(int(t.customdata[i]) for t in points for i in t.selectedpoints)
     assert back == chosen
-    assert all(t.selectedpoints is None for t in viz.projection_figure(coords, labels=labels, selected=[]).data)
+    # a few kept points get a ring each, which no click or hover reaches, so that one point stands out in any colouring
+    assert ring.marker.symbol == "circle-open" and ring.hoverinfo == "skip"
+    np.testing.assert_allclose(np.c_[ring.x, ring.y], coords[chosen])
+    unpicked = viz.projection_figure(coords, labels=labels, selected=[]).data
+    assert all(t.selectedpoints is None and t.name != "selected" for t in unpicked)
+    many = viz.projection_figure(coords, values=np.arange(120.0), selected=range(viz.RINGED_SELECTION + 1))
+    assert [t.name for t in many.data] == ["value"]  # a lasso's group: its points stand out already, no rings
     three = viz.projection_figure(np.c_[coords, coords[:, 0]], values=np.arange(120.0), selected=chosen)
-    assert "selectedpoints" not in three.data[0].to_plotly_json()  # a 3-D chart has no selection to show
+    assert "selectedpoints" not in three.data[0].to_plotly_json() and len(three.data) == 1  # no selection in 3-D
 
 
 def test_tsne_keeps_neighbourhoods_as_well_as_scikit_learns_on_mnist_codes():
