@@ -463,9 +463,9 @@ def run_panel() -> None:
     if job.done and job.name not in refreshed:
         refreshed.add(job.name)
         st.rerun()  # the whole app, so the sidebar lists the new model and the page stops refreshing
-    head, stop = st.columns([5, 1], vertical_alignment="bottom")
+    head = st.container(horizontal=True, vertical_alignment="center")  # the button keeps its width, the name wraps
     head.subheader(f"Run: {job.name}")
-    if not job.done and stop.button("Stop", icon=":material/stop_circle:", key="train_stop",
+    if not job.done and head.button("Stop", icon=":material/stop_circle:", key="train_stop",
                                     help="ends training after the current step and keeps the best weights so far"):
         job.stop()
     status_line(job)

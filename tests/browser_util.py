@@ -107,13 +107,16 @@ CLIPPED_CONTROLS = """() => {
                               + '[data-testid="stElementToolbar"]')
                   && el.getClientRects().length)
     .flatMap(el => {
+        const name = (el.innerText || el.getAttribute('aria-label') || el.tagName).trim().split('\\n').pop().slice(0, 40);
+        const shortened = [el, ...el.querySelectorAll('*')].find(t => t.scrollWidth > t.clientWidth + 1
+            && getComputedStyle(t).textOverflow === 'ellipsis');
+        if (el.tagName === 'BUTTON' && shortened) return [`"${name}" shortened to fit`];  // a button's label "S..."
         const r = el.getBoundingClientRect();
         for (let box = el.parentElement; box; box = box.parentElement) {
             if (getComputedStyle(box).overflowX === 'visible') continue;
             const b = box.getBoundingClientRect();
             if (b.width <= 1) return [];  // a visually hidden input beside the control people see
             if (r.right > b.right + 1 || r.left < b.left - 1) {
-                const name = (el.innerText || el.getAttribute('aria-label') || el.tagName).trim().slice(0, 40);
                 return [`"${name}" cut off by ${Math.round(Math.max(r.right - b.right, b.left - r.left))} px`];
             }
         }
@@ -123,8 +126,8 @@ CLIPPED_CONTROLS = """() => {
 
 
 def problems(page) -> list[str]:
-    """Return what is wrong on the shown page: exception boxes, tracebacks, pictures wider than their column and
-    controls cut off at the side."""
+    """Return what is wrong on the shown page: exception boxes, tracebacks, pictures wider than their column,
+    controls cut off at the side and buttons whose label is shortened."""
     found = []
     exceptions = page.locator('[data-testid="stException"]')
     if exceptions.count():
