@@ -43,7 +43,8 @@ class Context:
 
 # the pages' settings, by widget key: Streamlit forgets a widget's value in a run that does not draw it (a run of
 # another page), so `keep_page_settings` writes these back at the start of every run and a person finds each page
-# as they left it. Buttons, uploads, charts and tables are not settings (and Streamlit refuses to set them).
+# as they left it. Buttons, uploads, charts and tables are not settings (and Streamlit refuses to set them). Those
+# whose choices come from the data set have a key per data set (`data_key`), which these names begin.
 PAGE_SETTINGS = (
     "lat_n", "lat_method", "lat_dims", "lat_perplexity", "lat_neighbors", "lat_min_dist", "lat_colour",
     "rec_order", "rec_count", "rec_class", "rec_start", "rec_foreign", "rec_fit", "rec_invert", "rec_tool", "rec_pen",
@@ -53,22 +54,23 @@ PAGE_SETTINGS = (
     "cmp_noise_level", "cmp_noise_code", "cmp_noise_epochs", "cmp_noise_cap", "cmp_noise_plain", "cmp_noise_sidebar",
     "cmp_models", "cmp_n", "cmp_kind", "cmp_level", "cmp_errors",
 )
-# those whose choices come from the data set (its size, classes, models): another data set starts them afresh, as a
-# value it lacks would otherwise fall back to the first choice, not the page's default
-DATA_SETTINGS = ("lat_n", "lat_colour", "rec_class", "rec_start", "rec_foreign", "dn_other", "cmp_code_sizes",
-                 "cmp_noise_code", "cmp_models")
 
 
 def keep_page_settings() -> None:
-    """Keep every page's settings across visits to other pages (see PAGE_SETTINGS), but those of another data set."""
-    data = st.session_state.get("dataset_label")  # None in a session's first run: the sidebar comes after this
-    if data is not None and st.session_state.setdefault("settings_data", data) != data:
-        for key in DATA_SETTINGS:
-            st.session_state.pop(key, None)
-        st.session_state["settings_data"] = data
-    for key in PAGE_SETTINGS:
-        if key in st.session_state:
+    """Keep every page's settings across visits to other pages (see PAGE_SETTINGS), each data set's its own."""
+    for key in list(st.session_state):
+        if key.split("@")[0] in PAGE_SETTINGS:
             st.session_state[key] = st.session_state[key]
+
+
+def data_key(name: str) -> str:
+    """Return the widget key of a page setting whose choices come from the data set (its size, classes, models).
+
+    One key per data set: another data set gets new widgets at the page's defaults, and going back to the first finds
+    its settings again. (Dropping a widget's key from the session state reset the value the page used, but the
+    browser went on showing the old one.)
+    """
+    return f"{name}@{st.session_state.get('dataset_label', '')}"
 
 
 def wrapping_row(gap: str = "medium"):

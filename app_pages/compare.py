@@ -4,8 +4,8 @@ import streamlit as st
 
 import aecore as ae
 from aecore import sweeps, viz
-from app_pages.common import (MAX_RUNS, add_run, context, dataset_family, load_dataset, load_option, model_options,
-                          session_runs, wrapping_columns, wrapping_row)
+from app_pages.common import (MAX_RUNS, add_run, context, data_key, dataset_family, load_dataset, load_option,
+                          model_options, session_runs, wrapping_columns, wrapping_row)
 
 REFRESH_S = 1.0  # how often a running sweep's table refreshes
 EVAL_IMAGES = 500  # held-out images every comparison is measured on
@@ -142,7 +142,7 @@ def code_size_tab(ctx) -> None:
                              format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}", width=SETTING_WIDTH)
         options = sweeps.code_sizes_for(shape, "deep")
         sizes = row.multiselect("Code sizes", options, default=[k for k in (2, 4, 8, 16, 32) if k in options],
-                                key="cmp_code_sizes", width=380)  # room for the five sizes chosen at first
+                                key=data_key("cmp_code_sizes"), width=380)  # room for the five sizes chosen at first
         row = wrapping_row()
         epochs = row.slider("Epochs", 1, 100, 20, key="cmp_code_epochs", width=SETTING_WIDTH)
         cap = row.select_slider("Training images (at most)", TRAIN_CAPS, 2000, key="cmp_code_cap", width=SETTING_WIDTH)
@@ -166,7 +166,7 @@ def code_size_tab(ctx) -> None:
         if state is not None:
             st.info(f"The last sweep ran on {dataset_family(state['dataset'])}; train a new one for "
                     f"{dataset_family(ctx.dataset_name)}.")
-        sizes = sorted(st.session_state.get("cmp_code_sizes") or [])
+        sizes = sorted(st.session_state.get(data_key("cmp_code_sizes")) or [])
         if sizes:
             curve = pca_preview(ctx.dataset_name, st.session_state.get("cmp_code_cap", 2000), tuple(sizes))
             fig = viz.sweep_figure(sizes, {"PCA with as many components": curve},
@@ -239,7 +239,7 @@ def noise_tab(ctx) -> None:
         level = row.slider("Training noise level", 0.05, 0.8, 0.3, 0.05, key="cmp_noise_level", width=SETTING_WIDTH)
         row = wrapping_row()
         code = row.number_input("Code size", 1, ctx.dataset.images[0].numel(),
-                                min(32, max(1, ctx.dataset.images[0].numel() // 4)), key="cmp_noise_code",
+                                min(32, max(1, ctx.dataset.images[0].numel() // 4)), key=data_key("cmp_noise_code"),
                                 width=SETTING_WIDTH)
         epochs = row.slider("Epochs", 1, 100, 20, key="cmp_noise_epochs", width=SETTING_WIDTH)
         cap = row.select_slider("Training images (at most)", TRAIN_CAPS, 2000, key="cmp_noise_cap", width=SETTING_WIDTH)
@@ -273,7 +273,7 @@ def side_by_side_tab(ctx) -> None:
         return
     default = [ctx.model_label] if ctx.model_label in options else []
     default += [label for label in options if label not in default][:2 - len(default)]
-    chosen = st.multiselect("Models", list(options), default=default, key="cmp_models")
+    chosen = st.multiselect("Models", list(options), default=default, key=data_key("cmp_models"))
     c1, c2, c3, c4 = wrapping_columns("cmp_controls", (180, 200, 180, 170))
     n = c1.slider("Images shown", 4, 16, 8, key="cmp_n")
     kind = c2.selectbox("Corrupt the inputs", ["none"] + NOISE_KINDS, key="cmp_kind")

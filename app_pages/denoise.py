@@ -8,7 +8,7 @@ import aecore as ae
 from aecore import viz
 from aecore.metrics import fingerprint, noise_sweep
 from aecore.noise import LEVEL_MAX, gaussian_filter, median_filter
-from app_pages.common import (dataset_family, load_option, model_options, require_model, train_spec_of,
+from app_pages.common import (data_key, dataset_family, load_option, model_options, require_model, train_spec_of,
                                wrapping_columns)
 
 SAMPLE = 200  # images the PSNR and SSIM are averaged over
@@ -187,11 +187,11 @@ others = {label: v for label, v in found.items() if label != ctx.model_label}
 preferred = [label for label, (_, spec, _) in others.items() if is_plain(spec) != is_plain(mine)]
 choices = ["nothing", *others]
 default = 0
-if preferred and st.session_state.get("dn_other") not in choices:  # a choice that stands makes the default moot:
+if preferred and st.session_state.get(data_key("dn_other")) not in choices:  # a choice that stands makes the default moot:
     # rank only then, since the collapse check fingerprints every candidate (about 10 ms for six MNIST models)
     default = choices.index(min(preferred, key=lambda label: comparison_rank(others[label], model, ds,
                                                                              ctx.dataset_name)))
-other_label = right.selectbox("Compare with", choices, key="dn_other", index=default,
+other_label = right.selectbox("Compare with", choices, key=data_key("dn_other"), index=default,
                               help="Another model of this data set: pretrained, or trained in this session.")
 models = {THIS: model}
 if other_label != "nothing":

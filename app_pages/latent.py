@@ -14,7 +14,8 @@ from aecore import projection, viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor
 from aecore.latent import encode_sample, retrieval
 from aecore.metrics import fingerprint
-from app_pages.common import METRIC_WIDTH, as_text, require_model, umap_warm_up, wrapping_columns, wrapping_row
+from app_pages.common import (METRIC_WIDTH, as_text, data_key, require_model, umap_warm_up, wrapping_columns,
+                               wrapping_row)
 
 SIZES = (500, 1000, 2000, 5000, 10_000)
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -309,13 +310,13 @@ st.caption(f"Every image goes through **{ctx.model_label}**'s encoder to a code 
 options = size_options(len(ds))
 controls = wrapping_row(gap="small")
 n = controls.select_slider("Images to map", options,
-                           value=min(5000, options[-1]) if 5000 in options else options[-1], key="lat_n", width=180,
+                           value=min(5000, options[-1]) if 5000 in options else options[-1], key=data_key("lat_n"), width=180,
                            help=f"A random sample of the {len(ds):,} images (the same one every time).")
 method = controls.segmented_control("Projection", list(METHOD_NAMES), default="pca", format_func=METHOD_NAMES.get,
                                     key="lat_method", help=METHOD_HELP) or "pca"
 dims = controls.segmented_control("Map", [2, 3], default=2, format_func=lambda d: f"{d}-D", key="lat_dims") or 2
 colours = colour_options(ds)
-colour = controls.selectbox("Colour by", list(colours), key="lat_colour", width=180,
+colour = controls.selectbox("Colour by", list(colours), key=data_key("lat_colour"), width=180,
                             help="The label, a true factor of variation (sprites), or how badly each image is rebuilt.")
 params = {}  # PCA has none
 if method == "tsne":

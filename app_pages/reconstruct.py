@@ -7,7 +7,7 @@ import aecore as ae
 from aecore import viz
 from aecore.images import FrameStyle, canvas_to_tensor, frame_style, image_to_tensor, resize_batch
 from aecore.metrics import fingerprint, percentile_of
-from app_pages.common import (METRIC_WIDTH, as_text, dataset_family, load_dataset, require_model,
+from app_pages.common import (METRIC_WIDTH, as_text, data_key, dataset_family, load_dataset, require_model,
                                wrapping_columns, wrapping_row)
 
 SAMPLE = 2000  # images scored per data set: all of digits, an evenly spaced sample of larger sets
@@ -79,13 +79,13 @@ def grid_tab(model, ds, s: dict) -> None:
                                         "hardest to copy are the ones least like what it learnt.") or "data set order"
     count = controls.select_slider("Images shown", [8, 16, 24, 32, 48], value=16, key="rec_count", width=160)
     classes = ["every class", *ds.classes] if ds.labels is not None and ds.classes else ["every class"]
-    only = controls.selectbox("Class", classes, key="rec_class", width=150)
+    only = controls.selectbox("Class", classes, key=data_key("rec_class"), width=150)
     keep = torch.arange(len(s["index"]))
     if only != "every class":
         keep = keep[ds.labels[s["index"]] == ds.classes.index(only)]
     if ORDERS[order] is not None:
         keep = keep[s["mse"][keep].argsort(descending=ORDERS[order])]
-    start = controls.number_input("Starting at", 0, len(s["index"]) - 1, 0, step=count, key="rec_start", width=150,
+    start = controls.number_input("Starting at", 0, len(s["index"]) - 1, 0, step=count, key=data_key("rec_start"), width=150,
                                   help="Page through the images: the position in the current order.")
     shown = keep[start:start + count]
     if len(shown) == 0:
@@ -230,7 +230,7 @@ def foreign_tab(model, key: str, ctx, s: dict, style: FrameStyle) -> None:
     st.markdown("An autoencoder learns to copy **the kind of images it was trained on**, not images in general. "
                 "Feed it a data set it has never seen, each image cropped and framed like its own, and compare the "
                 "errors.")
-    name = st.selectbox("A data set it was not trained on", others, key="rec_foreign")
+    name = st.selectbox("A data set it was not trained on", others, key=data_key("rec_foreign"))
     other = load_dataset(name)
     f = foreign_scores(model, key, other, name, model.spec.input_shape, style)
     here, there = float(s["psnr"].mean()), float(f["psnr"].mean())

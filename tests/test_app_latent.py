@@ -117,7 +117,7 @@ def test_digits_map_by_pca_then_tsne_with_its_quality(runs):
 
 def test_a_smaller_sample_maps_fewer_points(runs):
     at = _app(runs)
-    at.select_slider(key="lat_n").set_value(500).run()
+    at.select_slider(key="lat_n@digits").set_value(500).run()
     _ok(at)
     assert len(_points(_figure(at))) == 500
     assert "Scored on 500 of the mapped images" in " ".join(c.value for c in at.caption)
@@ -171,19 +171,19 @@ def test_an_upload_is_placed_and_a_bad_one_gets_a_sentence(runs):
 
 def test_sprites_colour_by_true_factors_and_error(runs):
     at = _app(runs, "sprites", "lat-sprites")
-    options = at.selectbox(key="lat_colour").options
+    options = at.selectbox(key="lat_colour@sprites").options
     assert options[0] == "label" and options[-1] == "reconstruction error"
     assert {f"true factor: {name}" for name in ("shape", "scale", "rotation", "x", "y")} <= set(options)
     assert [t.name for t in _figure(at).data] == ["square", "ellipse", "heart"]
     assert len(_points(_figure(at))) == 5000
     assert float(_metric(at, "k-NN: codes (6-D)").rstrip("%")) > 40
-    at.selectbox(key="lat_colour").set_value("true factor: scale").run()
+    at.selectbox(key="lat_colour@sprites").set_value("true factor: scale").run()
     _ok(at)
     fig = _figure(at)
     assert len(fig.data) == 1 and fig.data[0].marker.colorbar.title.text == "scale"
     scales = {round(float(v), 3) for v in ae.data.SPRITE_SCALES}
     assert {round(float(v), 3) for v in _array(fig.data[0].marker.color)} <= scales
-    at.selectbox(key="lat_colour").set_value("reconstruction error").run()
+    at.selectbox(key="lat_colour@sprites").set_value("reconstruction error").run()
     _ok(at)
     assert _figure(at).data[0].marker.colorbar.title.text == "reconstruction MSE"
 
@@ -191,12 +191,12 @@ def test_sprites_colour_by_true_factors_and_error(runs):
 def test_the_pages_settings_survive_a_visit_to_another_page(runs):
     at = _app(runs)
     at.button_group(key="lat_dims").set_value(3).run()
-    at.selectbox(key="lat_colour").select("reconstruction error").run()
+    at.selectbox(key="lat_colour@digits").select("reconstruction error").run()
     at.switch_page("app_pages/reconstruct.py").run()
     at.button_group(key="rec_order").set_value("worst first").run()
     assert not at.exception
     at.switch_page("app_pages/latent.py").run()  # Streamlit drops the values of widgets a run does not draw
-    assert at.button_group(key="lat_dims").value == 3 and at.selectbox(key="lat_colour").value == "reconstruction error"
+    assert at.button_group(key="lat_dims").value == 3 and at.selectbox(key="lat_colour@digits").value == "reconstruction error"
     assert not at.exception
     at.switch_page("app_pages/reconstruct.py").run()
     assert at.button_group(key="rec_order").value == "worst first"
@@ -224,20 +224,27 @@ def test_every_kept_setting_is_a_settable_widget_of_a_page():
                 for k in node.keywords:
                     if k.arg == "key" and isinstance(k.value, ast.Constant):
                         kinds[k.value.value] = node.func.attr
+                    elif k.arg == "key" and isinstance(k.value, ast.Call) and ast.unparse(k.value.func) == "data_key":
+                        kinds[k.value.args[0].value] = node.func.attr  # one key per data set, named after this
                     elif k.arg == "key" and ast.unparse(k.value) == "f'dn_level_{kind}'":  # one slider per noise
                         kinds.update({f"dn_level_{kind}": node.func.attr for kind in NOISES if kind != "none"})
     assert {key: kinds.get(key) for key in PAGE_SETTINGS if kinds.get(key) not in settable} == {}
 
 
 def test_settings_that_come_from_the_data_set_start_afresh_with_another(runs):
+    """Each data set has its own widgets for them (a new key), so the browser shows the values the page uses."""
     at = _app(runs)
-    at.select_slider(key="lat_n").set_value(500).run()
+    at.select_slider(key="lat_n@digits").set_value(500).run()
     at.button_group(key="lat_dims").set_value(3).run()
     at.selectbox(key="dataset_label").select("sprites").run()
     at.switch_page("app_pages/latent.py").run()
     assert not at.exception
-    assert at.select_slider(key="lat_n").value == 5000  # the page's default for 10,000 sprites, not digits' 500
+    assert at.select_slider(key="lat_n@sprites").value == 5000  # the page's default for 10,000 sprites
     assert at.button_group(key="lat_dims").value == 3  # not a matter of the data set: kept
+    assert len(_points(_figure(at))) == 5000
+    at.selectbox(key="dataset_label").select("digits").run()
+    at.switch_page("app_pages/latent.py").run()
+    assert at.select_slider(key="lat_n@digits").value == 500 and len(_points(_figure(at))) == 500  # as left
 
 
 def test_a_session_opened_on_a_page_keeps_its_first_change():
@@ -245,5 +252,5 @@ def test_a_session_opened_on_a_page_keeps_its_first_change():
     not known yet; the person's first change must not count as a change of data set."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.switch_page("app_pages/latent.py").run()
-    at.select_slider(key="lat_n").set_value(500).run()
-    assert not at.exception and at.select_slider(key="lat_n").value == 500
+    at.select_slider(key="lat_n@digits").set_value(500).run()
+    assert not at.exception and at.select_slider(key="lat_n@digits").value == 500

@@ -85,7 +85,7 @@ def test_reconstruct_renders_with_its_widgets(runs, dataset, model):
     for label in ("Mean MSE", "Mean PSNR", "Mean SSIM"):
         assert _metric(at, label)
     assert _metric(at, "Images scored") == ("1,797" if dataset == "digits" else "2,000")
-    assert at.button_group(key="rec_order") and at.selectbox(key="rec_class")
+    assert at.button_group(key="rec_order") and at.selectbox(key=f"rec_class@{dataset}")
     assert at.number_input(key="rec_index") and at.file_uploader(key="rec_upload")
     tabs = {t.label for t in at.tabs}
     assert {"Grid", "One image", "Your own image", "Data it has never seen", "Upload a picture"} <= tabs
@@ -111,7 +111,7 @@ def test_worst_first_reorders_the_grid(runs):
     at.button_group(key="rec_order").set_value("best first").run()
     best = at.dataframe[0].value
     assert best["PSNR (dB)"].iloc[0] > worst["PSNR (dB)"].iloc[-1]
-    at.selectbox(key="rec_class").select("3").run()
+    at.selectbox(key="rec_class@digits").select("3").run()
     assert set(at.dataframe[0].value["class"]) == {"3"}
 
 
@@ -213,10 +213,10 @@ def test_the_numbers_at_the_slider_are_the_charts_numbers_there(runs):
 
 def test_a_denoising_model_is_compared_with_a_plain_one(runs):
     at = _page(runs, DENOISE, "tiny-digits-denoising")
-    assert at.selectbox(key="dn_other").value == "this session: tiny-digits"
+    assert at.selectbox(key="dn_other@digits").value == "this session: tiny-digits"
     assert _psnr(at, "plain autoencoder")
     at = _page(runs, DENOISE, "tiny-digits")  # and the other way round
-    assert at.selectbox(key="dn_other").value == "this session: tiny-digits-denoising"
+    assert at.selectbox(key="dn_other@digits").value == "this session: tiny-digits-denoising"
     assert _psnr(at, "denoising autoencoder")
     for kind in ("salt-pepper", "masking"):
         at.selectbox(key="dn_kind").select(kind).run()
@@ -231,14 +231,14 @@ def test_a_collapsed_model_is_not_the_default_to_compare_with(runs):
         flat.model.decoder[-2].weight.zero_()
     at = _page({"tiny-digits-flat": flat, **runs}, DENOISE, "tiny-digits-denoising")
     assert not at.exception
-    assert at.selectbox(key="dn_other").value == "this session: tiny-digits"
-    assert "this session: tiny-digits-flat" in at.selectbox(key="dn_other").options  # still there to pick
+    assert at.selectbox(key="dn_other@digits").value == "this session: tiny-digits"
+    assert "this session: tiny-digits-flat" in at.selectbox(key="dn_other@digits").options  # still there to pick
 
 
 def test_a_plain_model_alone_gets_a_hint(runs, no_pretrained):
     at = _page({"tiny-digits": runs["tiny-digits"]}, DENOISE)
     assert any("never saw noise" in i.value for i in at.info)
-    assert at.selectbox(key="dn_other").value == "nothing"
+    assert at.selectbox(key="dn_other@digits").value == "nothing"
 
 
 @pytest.mark.parametrize("page", [RECONSTRUCT, DENOISE])

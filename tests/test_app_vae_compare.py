@@ -260,12 +260,12 @@ def _finish(at, key):
 def test_compare_renders_its_three_tabs(runs):
     at = _page(runs, "app_pages/compare.py")
     assert [t.label for t in at.tabs] == ["Code size", "Noise level", "Side by side"]
-    assert at.multiselect(key="cmp_code_sizes").value == [2, 4, 8, 16, 32]
+    assert at.multiselect(key="cmp_code_sizes@digits").value == [2, 4, 8, 16, 32]
 
 
 def test_a_code_size_sweep_plots_its_curve_beside_pca(runs):
     at = _page(runs, "app_pages/compare.py")
-    at.multiselect(key="cmp_code_sizes").set_value([2, 8])
+    at.multiselect(key="cmp_code_sizes@digits").set_value([2, 8])
     at.slider(key="cmp_code_epochs").set_value(1)
     at.select_slider(key="cmp_code_cap").set_value(250)
     at.button(key="cmp_code_go").click().run()
@@ -285,7 +285,7 @@ def test_a_code_size_sweep_plots_its_curve_beside_pca(runs):
     assert not at.exception
     assert {"sweep 1 deep z2", "sweep 1 deep z8"} <= set(at.session_state["runs"])
     assert at.button(key="cmp_code_keep").disabled
-    assert "this session: sweep 1 deep z8" in at.multiselect(key="cmp_models").options
+    assert "this session: sweep 1 deep z8" in at.multiselect(key="cmp_models@digits").options
 
 
 def test_a_noise_sweep_tests_across_levels(runs):
@@ -304,7 +304,7 @@ def test_a_noise_sweep_tests_across_levels(runs):
 
 def test_two_models_side_by_side_get_one_metrics_table(runs):
     at = _page(runs, "app_pages/compare.py")
-    at.multiselect(key="cmp_models").set_value(["this session: tiny-vae", "this session: tiny-ae"]).run()
+    at.multiselect(key="cmp_models@digits").set_value(["this session: tiny-vae", "this session: tiny-ae"]).run()
     assert not at.exception
     table = next(d.value for d in at.dataframe if "SSIM" in d.value.columns)
     assert list(table["model"]) == ["tiny-vae", "tiny-ae"]
@@ -319,7 +319,7 @@ def test_two_models_side_by_side_get_one_metrics_table(runs):
 
 def test_side_by_side_needs_two_models(runs):
     at = _page(runs, "app_pages/compare.py", keep={"tiny-vae"})
-    pickers = [m for m in at.multiselect if m.key == "cmp_models"]
+    pickers = [m for m in at.multiselect if m.key == "cmp_models@digits"]
     if not pickers:  # no pretrained digits model besides the one run
         assert any("needs two models" in i.value for i in at.info)
     else:
@@ -334,7 +334,7 @@ def test_an_opened_model_file_works_side_by_side_and_on_denoise(runs):
     data = ae.to_bytes(job.model, train_spec=card, dataset={"name": "digits", "shape": [1, 8, 8]})
     at = _page(runs, "app_pages/compare.py")
     at.sidebar.file_uploader(key="model_file").set_value(("mine.safetensors", data, "application/octet-stream")).run()
-    at.multiselect(key="cmp_models").set_value(["opened: mine.safetensors", "this session: tiny-vae"]).run()
+    at.multiselect(key="cmp_models@digits").set_value(["opened: mine.safetensors", "this session: tiny-vae"]).run()
     assert not at.exception, [e.value for e in at.exception]
     table = next(d.value for d in at.dataframe if "SSIM" in d.value.columns)
     assert list(table["model"]) == ["mine.safetensors", "tiny-vae"]

@@ -197,3 +197,27 @@ def test_every_control_in_reach_on_a_narrow_window(server, page):
         assert sum(len(widths) for _, widths in checked) >= 5  # home, Train's shape, Latent's map, Denoise's two
     finally:
         narrow.close()
+
+
+@pytest.mark.browser
+def test_another_data_set_shows_the_settings_the_page_uses(server, page):
+    """Settings whose choices come from the data set start at the page's defaults with another data set, in the
+    browser too: dropping their values once reset what the page used but not what the browser showed (Colour by read
+    "reconstruction error" over a map coloured by label). Going back finds the first data set's settings."""
+    fresh = page.context.browser.new_page(viewport=VIEWPORT)  # a session of its own
+    try:
+        fresh.goto(server[0] + "/")
+        wait_heading(fresh, "Autoencoder Explorer")
+        open_page(fresh, "Latent space", "Latent space")
+        colour = fresh.get_by_role("combobox", name="Colour by", exact=True)
+        choose(fresh, "Colour by", "reconstruction error")
+        choose(fresh, "Data set", "sprites")
+        wait_heading(fresh, "Latent space")
+        assert colour.input_value() == "label"
+        assert fresh.locator('[data-testid="stPlotlyChart"]').get_by_text("heart").count()  # coloured by label
+        choose(fresh, "Data set", "digits")
+        wait_heading(fresh, "Latent space")
+        assert colour.input_value() == "reconstruction error"
+        assert_clean(fresh, "Latent space after two changes of data set")
+    finally:
+        fresh.close()
