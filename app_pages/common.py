@@ -313,6 +313,10 @@ def sidebar() -> Context | None:
             if model is not None and model.spec.input_shape != ds.shape:
                 st.error(f"This model takes {model.spec.input_shape} images; the data set has {ds.shape}.")
                 model = None
+            if model is not None:  # the box cuts a long name short, code size included
+                spec = model.spec
+                st.caption(f"{spec.arch}{' VAE' if spec.variational else ''} · code of {spec.code_size} · "
+                           f"{spec.param_count():,} parameters")
         else:
             st.info("No model for this data set yet: train one on the Train page.")
         with st.expander("Open a model file"):

@@ -74,10 +74,12 @@ def keep(jobs: dict) -> None:
 def keep_button(key: str, state) -> None:
     """Offer to keep the sweep's models, once, as this session's runs."""
     kept = all(job.name in session_runs() for job in state["jobs"].values() if finished_model(job) is not None)
-    st.button("Kept as this session's runs" if kept else "Keep these models as this session's runs",
-              key=f"{key}_keep", disabled=kept, icon=":material/bookmark_add:", on_click=keep, args=(state["jobs"],),
-              help=f"They then appear in the sidebar's model list and in Side by side (at most {MAX_RUNS} runs are "
-                   "kept; the oldest go first)")
+    if st.button("Kept as this session's runs" if kept else "Keep these models as this session's runs",
+                 key=f"{key}_keep", disabled=kept, icon=":material/bookmark_add:",
+                 help=f"They then appear in the sidebar's model list and in Side by side (at most {MAX_RUNS} runs "
+                      "are kept; the oldest go first)"):
+        keep(state["jobs"])
+        st.rerun()  # the whole app, not just this fragment: the sidebar and Side by side list them at once
 
 
 def next_number() -> int:
@@ -127,6 +129,10 @@ def code_results(state) -> None:
 
 
 SETTING_WIDTH = 270  # a sweep's settings, in rows that wrap on a narrow window (wrapping_row)
+PRESETS = list(ae.PRESETS)
+# the presets' descriptions go in the help of a sweep form's "Model type" box, which would cut them short
+PRESET_HELP = "  \n".join(f"**{p}**: {ae.PRESET_DESCRIPTIONS[p]}" for p in PRESETS)
+
 
 
 def code_size_tab(ctx) -> None:
@@ -135,11 +141,10 @@ def code_size_tab(ctx) -> None:
                 "rebuilds held-out images with **PCA** keeping the same number of values — the curve that shows "
                 "what a bottleneck costs.")
     shape = ctx.dataset.shape
-    presets = list(ae.PRESETS)
     with st.form("cmp_code_form"):
         row = wrapping_row()
-        name = row.selectbox("Model type", presets, index=presets.index("deep"), key="cmp_code_preset",
-                             format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}", width=SETTING_WIDTH)
+        name = row.selectbox("Model type", PRESETS, index=PRESETS.index("deep"), key="cmp_code_preset",
+                             width=SETTING_WIDTH, help=PRESET_HELP)
         options = sweeps.code_sizes_for(shape, "deep")
         sizes = row.multiselect("Code sizes", options, default=[k for k in (2, 4, 8, 16, 32) if k in options],
                                 key=data_key("cmp_code_sizes"), width=380)  # room for the five sizes chosen at first
@@ -228,11 +233,10 @@ def noise_tab(ctx) -> None:
     st.markdown("Train a **denoising** model at one noise level (and the same model without noise), then test both "
                 "across levels: how much of the noise does each remove, and how far from its training level does "
                 "the denoiser still help?")
-    presets = list(ae.PRESETS)
     with st.form("cmp_noise_form"):
         row = wrapping_row()
-        name = row.selectbox("Model type", presets, index=presets.index("deep"), key="cmp_noise_preset",
-                             format_func=lambda p: f"{p} — {ae.PRESET_DESCRIPTIONS[p]}", width=SETTING_WIDTH)
+        name = row.selectbox("Model type", PRESETS, index=PRESETS.index("deep"), key="cmp_noise_preset",
+                             width=SETTING_WIDTH, help=PRESET_HELP)
         kind = row.selectbox("Noise", NOISE_KINDS, key="cmp_noise_kind", width=SETTING_WIDTH,
                              help="gaussian: the level is the standard deviation; salt-pepper and masking: the "
                                   "fraction of pixels hit")

@@ -15,8 +15,10 @@ SAMPLE = 200  # images the PSNR and SSIM are averaged over
 SHOWN = 8
 CELL = 88  # pixels per shown image: 8×8 digits at 11×, scaled without blur
 STEP = 0.05  # the level slider's step; the charts measure every position of the slider
-NOISE_NAMES = {"gaussian": "Gaussian (std of added noise)", "salt-pepper": "salt and pepper (share of pixels)",
-               "masking": "masking (share of pixels dropped to black)"}
+NOISE_NAMES = {"gaussian": "Gaussian", "salt-pepper": "salt and pepper", "masking": "masking"}
+LEVEL_MEANS = {"gaussian": "the standard deviation of the added noise",
+               "salt-pepper": "the share of pixels set to black or white",
+               "masking": "the share of pixels dropped to black"}
 FILTERS = {"median filter 3×3": partial(median_filter, size=3),
            "Gaussian blur σ=1": partial(gaussian_filter, sigma=1.0)}
 THIS = "this model"
@@ -119,7 +121,8 @@ def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str
                default: float) -> None:
     """The level slider with what depends on it: the images and the numbers at that level."""
     level = st.slider("Noise level", 0.0, LEVEL_MAX[kind], default, STEP, key=f"dn_level_{kind}",
-                      help="Moving it redraws this part of the page only.")
+                      help=f"For {NOISE_NAMES[kind]} noise, {LEVEL_MEANS[kind]}. Moving it redraws this part of the "
+                      "page only.")
     clean = ds.images[:SHOWN]
     noisy = ae.add_noise(clean, kind, level, torch.Generator().manual_seed(0))
     rows = {"noisy input": noisy, **{name: fn(noisy) for name, fn in denoisers(models, filter_name).items()},
@@ -128,8 +131,9 @@ def level_view(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: str
     # browser's work on them took longer than the server's run (docs/latency.md)
     st.html(viz.labelled_rows_html({name: viz.tile(images, ncols=SHOWN, cell=CELL) for name, images in rows.items()}))
     now = at_level(models, keys, ds, dataset_name, kind, filter_name, level)
-    st.markdown(f"**At level {level:.2f}**, averaged over {len(sample(ds))} images (the change is against the noisy "
-                f"input{'; without noise it is the clean image, whose PSNR is infinite' if level == 0 else ''}):"
+    clean_note = "; without noise it is the clean image, whose PSNR is infinite" if level == 0 else ""
+    st.markdown(f"**At level {level:.2f}** ({LEVEL_MEANS[kind]}), averaged over {len(sample(ds))} images (the change "
+                f"is against the noisy input{clean_note}):"
                 f"\n\n{numbers_table(now, clean_input=level == 0)}")
 
 
@@ -187,7 +191,7 @@ others = {label: v for label, v in found.items() if label != ctx.model_label}
 preferred = [label for label, (_, spec, _) in others.items() if is_plain(spec) != is_plain(mine)]
 choices = ["nothing", *others]
 default = 0
-if preferred and st.session_state.get(data_key("dn_other")) not in choices:  # a choice that stands makes the default moot:
+if preferred and st.session_state.get(data_key("dn_other")) not in choices:  # a standing choice makes the default moot:
     # rank only then, since the collapse check fingerprints every candidate (about 10 ms for six MNIST models)
     default = choices.index(min(preferred, key=lambda label: comparison_rank(others[label], model, ds,
                                                                              ctx.dataset_name)))

@@ -28,6 +28,8 @@ def test_the_hourglass_follows_the_chosen_model():
             at.sidebar.selectbox(key="model_label").select(option).run()
             assert not at.exception
             codes.add(next(c.value for c in at.caption if "compression" in c.value))
+            code = option.rsplit("code ", 1)[1]  # the sidebar says it too, as a long name is cut short in the box
+            assert any(f"code of {code} · " in c.value and "parameters" in c.value for c in at.sidebar.caption)
         assert len(codes) > 1 or len(models.options) == 1
 
 

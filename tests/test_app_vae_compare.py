@@ -286,6 +286,7 @@ def test_a_code_size_sweep_plots_its_curve_beside_pca(runs):
     assert {"sweep 1 deep z2", "sweep 1 deep z8"} <= set(at.session_state["runs"])
     assert at.button(key="cmp_code_keep").disabled
     assert "this session: sweep 1 deep z8" in at.multiselect(key="cmp_models@digits").options
+    assert "this session: sweep 1 deep z8" in at.sidebar.selectbox(key="model_label").options
 
 
 def test_a_noise_sweep_tests_across_levels(runs):
