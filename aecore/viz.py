@@ -57,8 +57,9 @@ def tile(images, ncols: int | None = None, cell: int = CELL_PIXELS, pad: int = 2
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 320) -> go.Figure:
+    # the legend at the figure's foot, below the x axis's title whatever the height: Plotly widens the margin for it
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", y=-0.2))
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"))
     return fig
 
 
@@ -381,5 +382,5 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
     legend = (dict(orientation="h", x=0, y=-0.02, xanchor="left", yanchor="top") if values is not None else
               dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top"))
     fig.update_layout(uirevision=revision, margin=dict(l=10, r=10, t=34, b=10),
-                      legend=dict(**legend, itemsizing="constant"))
+                      legend=dict(**legend, yref="paper", itemsizing="constant"))
     return fig

@@ -169,7 +169,7 @@ def sweep_charts(models: dict, keys: tuple, ds: ae.ImageDataset, dataset_name: s
                                 title=f"{metric.upper()} against noise level")
         for trace in fig.data:  # one colour per role, whichever series are present
             trace.line.color = colour_of(trace.name)
-        fig.update_layout(height=340, legend=dict(y=-0.35))  # below the axis title, not over it
+        fig.update_layout(height=340)
         col.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"dn_chart_{metric}")
 
 

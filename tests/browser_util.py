@@ -125,9 +125,19 @@ CLIPPED_CONTROLS = """() => {
 }"""
 
 
+# a chart whose legend lies over its x axis's title (Plotly places a legend in the chart's own proportions)
+LEGENDS_OVER_TITLES = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].flatMap(chart => {
+    const legend = chart.querySelector('g.legend'), title = chart.querySelector('g.g-xtitle text');
+    if (!legend || !title) return [];
+    const a = legend.getBoundingClientRect(), b = title.getBoundingClientRect();
+    const apart = a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
+    return apart || !a.width || !b.width ? [] : [`the legend lies over "${title.textContent}"`];
+})"""
+
+
 def problems(page) -> list[str]:
     """Return what is wrong on the shown page: exception boxes, tracebacks, pictures wider than their column,
-    controls cut off at the side and buttons whose label is shortened."""
+    controls cut off at the side, buttons whose label is shortened and chart legends over axis titles."""
     found = []
     exceptions = page.locator('[data-testid="stException"]')
     if exceptions.count():
@@ -140,6 +150,7 @@ def problems(page) -> list[str]:
     clipped = page.evaluate(CLIPPED_CONTROLS)
     if clipped:
         found.append(f"{len(clipped)} control(s) cut off: {clipped[:3]}")
+    found += page.evaluate(LEGENDS_OVER_TITLES)
     return found
 
 

@@ -187,6 +187,12 @@ def test_every_control_in_reach_on_a_narrow_window(server, page):
             open_page(narrow, link, heading)
             assert_clean(narrow, f"{link}, 800 px wide")
             checked.append((link, chart_widths(narrow)))
+        open_page(narrow, "Reconstruct", "Reconstruct")
+        narrow.get_by_role("tab", name="Data it has never seen").click()
+        narrow.get_by_text("PSNR on sprites (never seen)").wait_for(timeout=60_000)
+        wait_idle(narrow)
+        assert_clean(narrow, "Reconstruct, a data set never seen, 800 px wide")  # its histogram's legend: in the clear
+        checked.append(("Reconstruct, never seen", chart_widths(narrow)))
         choose(narrow, "Model", "vae")
         open_page(narrow, "VAE lab", "VAE lab")
         assert_clean(narrow, "VAE lab, 800 px wide")
