@@ -282,8 +282,8 @@ def side_by_side_tab(ctx) -> None:
     n = c1.slider("Images shown", 4, 16, 8, key="cmp_n")
     kind = c2.selectbox("Corrupt the inputs", ["none"] + NOISE_KINDS, key="cmp_kind")
     level = c3.slider("Noise level", 0.0, 0.8, 0.3, 0.05, key="cmp_level", disabled=kind == "none")
-    errors = c4.toggle("Show error maps", key="cmp_errors", help="Blue: the output is darker than the input; "
-                                                                     "red: brighter; white: right")
+    errors = c4.toggle("Show error maps", key="cmp_errors", help="Under each model's outputs, their error against "
+                       "the clean images. Blue: the output is darker; red: brighter; white: right")
     if len(chosen) < 2:
         st.info("Pick two or more models to compare.")
         return
@@ -315,9 +315,10 @@ def side_by_side_tab(ctx) -> None:
     st.caption("input" + (" (corrupted)" if kind != "none" else ""))
     st.image(viz.tile(inputs[:n], ncols=n, cell=64), output_format="PNG")
     for label, out in outputs.items():
-        st.caption(label)
-        picture = viz.error_rgb(out[:n] - clean[:n]) if errors else out[:n]
-        st.image(viz.tile(picture, ncols=n, cell=64), output_format="PNG")
+        st.caption(label + (": its outputs, and under them their error against the clean images" if errors else ""))
+        st.image(viz.tile(out[:n], ncols=n, cell=64), output_format="PNG")
+        if errors:
+            st.image(viz.tile(viz.error_rgb(out[:n] - clean[:n]), ncols=n, cell=64), output_format="PNG")
 
 
 def _styled(rows):

@@ -46,7 +46,7 @@ def trained_models(ctx) -> dict[str, tuple]:
 def training_words(spec: ae.TrainSpec) -> str:
     """Return how a model was trained, in words."""
     if is_plain(spec):
-        return "a plain autoencoder, trained on clean images only"
+        return "trained on clean images only, not as a denoiser"
     return f"a denoising autoencoder, trained on {spec.noise} noise at level {spec.noise_level:g}"
 
 

@@ -313,9 +313,12 @@ def test_two_models_side_by_side_get_one_metrics_table(runs):
     assert list(table["code size"]) == [2, 4]
     assert (table["MSE"] > 0).all() and (table["SSIM"] <= 1).all()
     at.selectbox(key="cmp_kind").set_value("gaussian").run()
+    strips = len(at.image)  # the inputs, then each model's outputs
     at.toggle(key="cmp_errors").set_value(True).run()
     assert not at.exception
     assert "corrupted by gaussian noise" in _texts(at)
+    assert len(at.image) == strips + 2  # each model's error map comes under its outputs, which stay
+    assert "tiny-vae: its outputs, and under them their error against the clean images" in _texts(at)
 
 
 def test_side_by_side_needs_two_models(runs):
