@@ -314,7 +314,7 @@ RINGED_SELECTION = 10  # a selection of at most this many points gets a ring rou
 
 def projection_figure(coords, labels=None, classes=None, values=None, value_name: str = "value", index=None,
                       hover: dict | None = None, marks: dict | None = None, colorscale: str = "Cividis",
-                      revision=None, height: int = 600, selected=None) -> go.Figure:
+                      revision=None, height: int = 540, selected=None) -> go.Figure:
     """Return a 2-D or 3-D map of points, by class (one legend entry each) or by a continuous value (colour bar).
 
     Each point's customdata is its row in `coords`, so a selection maps back to rows whatever the traces; `index`
@@ -377,10 +377,9 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
         fig.update_yaxes(**plain, showline=True, mirror=True, linecolor="#DDDDDD", scaleanchor="x")
         fig.update_layout(dragmode="zoom")  # Streamlit turns clicks into selections only outside lasso/box mode
     _layout(fig, None, height)
-    # a vertical legend at the right keeps the top edge free for Plotly's toolbar; where the colour bar takes the
-    # right (colour by value), the legend of the marked points goes below the map, not over the bar
-    legend = (dict(orientation="h", x=0, y=-0.02, xanchor="left", yanchor="top") if values is not None else
-              dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top"))
+    # the legend below the map, clear of Plotly's toolbar at the top and of a colour bar at the right, leaves the map
+    # the column's whole width: at the side it made the square map a tall, narrow frame
     fig.update_layout(uirevision=revision, margin=dict(l=10, r=10, t=34, b=10),
-                      legend=dict(**legend, yref="paper", itemsizing="constant"))
+                      legend=dict(orientation="h", x=0, y=-0.02, xanchor="left", yanchor="top", yref="paper",
+                                  itemsizing="constant"))
     return fig
