@@ -68,13 +68,15 @@ def loss_figure(history: list[dict], title: str | None = "Loss per image") -> go
     fig = go.Figure()
     epochs = [h["epoch"] for h in history]
     terms = list(history[0]["train"]) if history else []
-    for i, term in enumerate(terms):
+    # the total first, wide and pale: it lies under the terms that make it up, which can run close to it
+    for i, term in sorted(enumerate(terms), key=lambda it: it[1] != "total"):
         color = PALETTE[i % len(PALETTE)]
+        wide = dict(width=6) if term == "total" and len(terms) > 1 else {}
         for split, dash in (("train", "solid"), ("val", "dash")):
             ys = [h.get(split, {}).get(term) for h in history]
             if any(y is not None for y in ys):
                 fig.add_scatter(x=epochs, y=ys, name=f"{term} ({split})", mode="lines+markers",
-                                line=dict(color=color, dash=dash))
+                                line=dict(color=color, dash=dash, **wide), opacity=0.4 if wide else 1.0)
     # whole epochs only, about ten ticks at most: Plotly's own ticks at 1.2, 1.4... read "1, 1, 1, 2" as integers
     fig.update_xaxes(title="epoch", tickformat="d", tick0=1, dtick=max(1, math.ceil(len(epochs) / 10)))
     # plain number labels: terms a few decades apart (a VAE's KL and reconstruction) otherwise get cryptic ticks

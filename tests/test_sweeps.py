@@ -272,6 +272,17 @@ def test_loss_figure_ticks_whole_epochs(epochs, step):
     assert axis.dtick == step and axis.tick0 == 1  # never ticks between epochs, never more than about ten
 
 
+def test_loss_figure_draws_the_total_under_the_terms_that_make_it_up():
+    # a VAE's total runs close to its reconstruction term on a log axis: drawn last, it hid that line
+    history = [{"epoch": e, "train": {"reconstruction": 100.0 - e, "kl": 5.0, "total": 105.0 - e}} for e in (1, 2)]
+    fig = viz.loss_figure(history)
+    assert [t.name for t in fig.data] == ["total (train)", "reconstruction (train)", "kl (train)"]
+    assert fig.data[0].line.width == 6 and fig.data[0].opacity < 1 and fig.data[1].line.width is None
+    assert [t.line.color for t in fig.data] == [viz.PALETTE[2], viz.PALETTE[0], viz.PALETTE[1]]  # colours by term
+    alone = viz.loss_figure([{"epoch": 1, "train": {"total": 3.0}}]).data[0]
+    assert alone.line.width is None and alone.opacity == 1  # a lone total is an ordinary line
+
+
 def test_the_ten_class_colours_are_told_apart():
     # CIEDE2000 between every pair of the first ten colours (a digit data set's classes); under about 10 two classes
     # look alike on a map (the palette's 5th and 9th were 8 apart: two light blues)
