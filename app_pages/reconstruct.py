@@ -95,25 +95,29 @@ def grid_tab(model, ds, s: dict) -> None:
     table = {"image": s["index"][shown].tolist(), "class": [label_of(ds, int(i)) for i in s["index"][shown]],
              "MSE": s["mse"][shown].tolist(), "PSNR (dB)": s["psnr"][shown].tolist(),
              "SSIM": s["ssim"][shown].tolist()}
-    if order == "worst first":
-        hardest_of(s, keep, shown, start, only)
-    with st.expander("The numbers of the images shown", expanded=order == "worst first"):
+    if ORDERS[order] is not None:
+        ranked_of(s, keep, shown, start, only, worst=ORDERS[order])
+    with st.expander("The numbers of the images shown", expanded=ORDERS[order] is not None):
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"MSE": st.column_config.NumberColumn(format="%.4f"),
                                     "PSNR (dB)": st.column_config.NumberColumn(format="%.1f"),
                                     "SSIM": st.column_config.NumberColumn(format="%.3f")})
 
 
-def hardest_of(s: dict, keep: torch.Tensor, shown: torch.Tensor, start: int, only: str) -> None:
-    """Say which of the hardest images are shown (of which class, from which place) and where they lie among the
-    PSNRs of the images they were picked from."""
+def ranked_of(s: dict, keep: torch.Tensor, shown: torch.Tensor, start: int, only: str, worst: bool) -> None:
+    """Say which of the hardest (or best-copied) images are shown (of which class, from which place) and where they
+    lie among the PSNRs of the images they were picked from."""
     among = "" if only == "every class" else f" of class {as_text(only)}"
-    what = (f"The {len(shown)} hardest images{among}" if start == 0 else
-            f"The hardest images{among}, places {start + 1:,} to {start + len(shown):,},")
-    st.markdown(f"**{what} for this model.** An autoencoder used as an anomaly detector flags the hardest: whatever "
-                "it cannot copy well is unlike its training data.")
+    kind = "hardest images" if worst else "best-copied images"
+    what = (f"The {len(shown)} {kind}{among}" if start == 0 else
+            f"The {kind}{among}, places {start + 1:,} to {start + len(shown):,},")
+    why = ("An autoencoder used as an anomaly detector flags the hardest: whatever it cannot copy well is unlike its "
+           "training data." if worst else
+           "These are what it learnt best: the most typical images, or the simplest to copy.")
+    st.markdown(f"**{what} for this model.** {why}")
     psnr = s["psnr"][shown]
-    marks = ({f"the {len(shown)} shown are at or left of this line": float(psnr.max())} if start == 0 else
+    edge, side = (float(psnr.max()), "left") if worst else (float(psnr.min()), "right")
+    marks = ({f"the {len(shown)} shown are at or {side} of this line": edge} if start == 0 else
              {"the shown lie between these lines": float(psnr.min()), "": float(psnr.max())})
     st.plotly_chart(viz.histogram_figure({("every scored image" + among): s["psnr"][keep].tolist()},
                                          "PSNR per image (dB)", marks=marks),

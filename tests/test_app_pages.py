@@ -111,6 +111,9 @@ def test_worst_first_reorders_the_grid(runs):
     at.button_group(key="rec_order").set_value("best first").run()
     best = at.dataframe[0].value
     assert best["PSNR (dB)"].iloc[0] > worst["PSNR (dB)"].iloc[-1]
+    assert any("The 16 best-copied images for this model" in m.value for m in at.markdown)
+    histogram = at.get("plotly_chart")[0].proto.spec  # where the shown lie: at or right of the lowest shown PSNR
+    assert "at or right of this line" in histogram
     at.selectbox(key="rec_class@digits").select("3").run()
     assert set(at.dataframe[0].value["class"]) == {"3"}
 
