@@ -308,7 +308,7 @@ def side_by_side_tab(ctx) -> None:
             memo[key] = sweeps.compare_models(models, clean, inputs)
     rows, outputs = memo[key]
     styled = _styled(rows)
-    st.dataframe(styled, hide_index=True, width="stretch", key="cmp_metrics")
+    st.table(styled.hide(axis="index"))  # static: a few rows, every column in view at any width
     noise = f", corrupted by {kind} noise at {level:g}" if kind != "none" else ""
     st.caption(f"Measured on {len(clean)} held-out images{noise}; the best value of each metric is highlighted. "
                "MSE per pixel (lower is better), PSNR in dB and SSIM (higher is better).")

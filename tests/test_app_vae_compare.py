@@ -307,7 +307,7 @@ def test_two_models_side_by_side_get_one_metrics_table(runs):
     at = _page(runs, "app_pages/compare.py")
     at.multiselect(key="cmp_models@digits").set_value(["this session: tiny-vae", "this session: tiny-ae"]).run()
     assert not at.exception
-    table = next(d.value for d in at.dataframe if "SSIM" in d.value.columns)
+    table = next(d.value for d in at.table if "SSIM" in d.value.columns)
     assert list(table["model"]) == ["tiny-vae", "tiny-ae"]
     assert {"MSE", "PSNR (dB)", "SSIM", "parameters", "code size"} <= set(table.columns)
     assert list(table["code size"]) == [2, 4]
@@ -340,7 +340,7 @@ def test_an_opened_model_file_works_side_by_side_and_on_denoise(runs):
     at.sidebar.file_uploader(key="model_file").set_value(("mine.safetensors", data, "application/octet-stream")).run()
     at.multiselect(key="cmp_models@digits").set_value(["opened: mine.safetensors", "this session: tiny-vae"]).run()
     assert not at.exception, [e.value for e in at.exception]
-    table = next(d.value for d in at.dataframe if "SSIM" in d.value.columns)
+    table = next(d.value for d in at.table if "SSIM" in d.value.columns)
     assert list(table["model"]) == ["mine.safetensors", "tiny-vae"]
     at.switch_page("app_pages/denoise.py").run()
     assert not at.exception
