@@ -18,6 +18,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import aecore as ae
+from aecore import sweeps
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "pretrained"
@@ -314,9 +315,8 @@ def sidebar() -> Context | None:
                 st.error(f"This model takes {model.spec.input_shape} images; the data set has {ds.shape}.")
                 model = None
             if model is not None:  # the box cuts a long name short, code size included
-                spec = model.spec
-                st.caption(f"{spec.arch}{' VAE' if spec.variational else ''} · code of {spec.code_size} · "
-                           f"{spec.param_count():,} parameters")
+                st.caption(f"{sweeps.describe(model.spec)} · code of {model.spec.code_size} · "
+                           f"{model.spec.param_count():,} parameters")
         else:
             st.info("No model for this data set yet: train one on the Train page.")
         with st.expander("Open a model file"):

@@ -134,7 +134,6 @@ PRESETS = list(ae.PRESETS)
 PRESET_HELP = "  \n".join(f"**{p}**: {ae.PRESET_DESCRIPTIONS[p]}" for p in PRESETS)
 
 
-
 def code_size_tab(ctx) -> None:
     """Settings for a code-size sweep, its live jobs and its curve."""
     st.markdown("Train one small model per code size, all at once in the background, and compare how well each "

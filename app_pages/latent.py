@@ -310,8 +310,8 @@ st.caption(f"Every image goes through **{ctx.model_label}**'s encoder to a code 
 options = size_options(len(ds))
 controls = wrapping_row(gap="small")
 n = controls.select_slider("Images to map", options,
-                           value=min(5000, options[-1]) if 5000 in options else options[-1], key=data_key("lat_n"), width=180,
-                           help=f"A random sample of the {len(ds):,} images (the same one every time).")
+                           value=min(5000, options[-1]) if 5000 in options else options[-1], key=data_key("lat_n"),
+                           width=180, help=f"A random sample of the {len(ds):,} images (the same one every time).")
 method = controls.segmented_control("Projection", list(METHOD_NAMES), default="pca", format_func=METHOD_NAMES.get,
                                     key="lat_method", help=METHOD_HELP) or "pca"
 dims = controls.segmented_control("Map", [2, 3], default=2, format_func=lambda d: f"{d}-D", key="lat_dims") or 2

@@ -85,8 +85,8 @@ def grid_tab(model, ds, s: dict) -> None:
         keep = keep[ds.labels[s["index"]] == ds.classes.index(only)]
     if ORDERS[order] is not None:
         keep = keep[s["mse"][keep].argsort(descending=ORDERS[order])]
-    start = controls.number_input("Starting at", 0, len(s["index"]) - 1, 0, step=count, key=data_key("rec_start"), width=150,
-                                  help="Page through the images: the position in the current order.")
+    start = controls.number_input("Starting at", 0, len(s["index"]) - 1, 0, step=count, key=data_key("rec_start"),
+                                  width=150, help="Page through the images: the position in the current order.")
     shown = keep[start:start + count]
     if len(shown) == 0:
         st.info("No image to show here: pick another class or start earlier.")
