@@ -12,17 +12,14 @@ from .common import median
 MATMUL_N = 2048
 
 
-def matmul_rate(dtype=torch.float32, n: int = MATMUL_N, m: int | None = None, k: int | None = None,
-                repeats: int = 5, min_seconds: float = 0.3) -> float:
-    """Return the median GFLOP/s of (n x k) @ (k x m) matmuls in dtype with torch's current thread count."""
-    m, k = m or n, k or n
-    a, b = torch.randn(n, k).to(dtype), torch.randn(k, m).to(dtype)
-    a @ b
+def _gflops(fn, flops: int, repeats: int, min_seconds: float) -> float:
+    """Return the median GFLOP/s of calls to fn, each doing `flops`, over `repeats` samples of >= min_seconds."""
+    fn()
     calls = 1
     while True:  # enough calls per sample that one sample lasts min_seconds
         t0 = time.perf_counter()
         for _ in range(calls):
-            a @ b
+            fn()
         if time.perf_counter() - t0 >= min_seconds:
             break
         calls *= 2
@@ -30,40 +27,71 @@ def matmul_rate(dtype=torch.float32, n: int = MATMUL_N, m: int | None = None, k:
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(calls):
-            a @ b
-        rates.append(2 * n * m * k * calls / (time.perf_counter() - t0) / 1e9)
+            fn()
+        rates.append(flops * calls / (time.perf_counter() - t0) / 1e9)
     return median(rates)
 
 
-def dense_step_flops(model_spec: ae.ModelSpec, batch: int) -> int:
-    """Return the FLOPs of the products of one training step of a dense model (2 per multiply-add).
+def matmul_rate(dtype=torch.float32, n: int = MATMUL_N, m: int | None = None, k: int | None = None,
+                repeats: int = 5, min_seconds: float = 0.3) -> float:
+    """Return the median GFLOP/s of (n x k) @ (k x m) matmuls in dtype with torch's current thread count."""
+    m, k = m or n, k or n
+    a, b = torch.randn(n, k).to(dtype), torch.randn(k, m).to(dtype)
+    return _gflops(lambda: a @ b, 2 * n * m * k, repeats, min_seconds)
+
+
+def step_products(model_spec: ae.ModelSpec, batch: int) -> list[tuple[int, int, int]]:
+    """Return the (rows, inner, columns) of each matrix product of one training step of a dense model.
 
     Forward: one product per layer. Backward: the weights' gradient of every layer and the inputs' gradient of
-    every layer but the first, whose input (the images) needs none. Biases, activations, the loss and Adam are
-    left out, so this slightly undercounts the work.
+    every layer but the first, whose input (the images) needs none.
     """
     sizes = [model_spec.input_size, *model_spec.hidden, model_spec.code_size]
-    macs = 2 * sum(a * b for a, b in zip(sizes, sizes[1:]))  # the decoder mirrors the encoder
-    first = sizes[0] * sizes[1]
-    return 2 * batch * (3 * macs - first)
+    sizes += sizes[-2::-1]  # the decoder mirrors the encoder
+    shapes = []
+    for layer, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        shapes += [(batch, n_in, n_out), (n_out, batch, n_in)] + ([(batch, n_out, n_in)] if layer else [])
+    return shapes
+
+
+def dense_step_flops(model_spec: ae.ModelSpec, batch: int) -> int:
+    """Return the FLOPs of the products of one training step of a dense model (2 per multiply-add). Biases,
+    activations, the loss and Adam are left out, so this slightly undercounts the work."""
+    return sum(2 * m * k * n for m, k, n in step_products(model_spec, batch))
+
+
+def products_rate(model_spec: ae.ModelSpec, batch: int, dtype=torch.float32, repeats: int = 5,
+                  min_seconds: float = 0.3) -> float:
+    """Return the median GFLOP/s of a dense step's products run back to back with nothing else: the ceiling of
+    any training step of that model and batch on this CPU."""
+    pairs = [(torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)) for m, k, n in step_products(model_spec, batch)]
+
+    def products():
+        for a, b in pairs:
+            a @ b
+
+    return _gflops(products, dense_step_flops(model_spec, batch), repeats, min_seconds)
 
 
 def fit_speeds(images: torch.Tensor, model_spec: ae.ModelSpec, batch: int, epochs: int, rounds: int) -> dict:
-    """Return aecore.fit's median samples/s in float32 and in bfloat16 autocast, alternating the two."""
-    speeds = {"fp32": [], "bf16": []}
+    """Return aecore.fit's median samples/s in float32 and in bfloat16 autocast, alternating the two, over whole
+    calls ("whole") and over the epochs after each call's first, from fit's history ("steady")."""
+    speeds = {p: {"whole": [], "steady": []} for p in ("fp32", "bf16")}
     for r in range(rounds):
-        for precision in speeds:
+        for precision, s in speeds.items():
             model = ae.build_model(model_spec, seed=0)
             t0 = time.perf_counter()
-            ae.fit(model, images, None, ae.TrainSpec(epochs=epochs, batch_size=batch, seed=r, precision=precision))
-            speeds[precision].append(epochs * len(images) / (time.perf_counter() - t0))
-    return {p: median(v) for p, v in speeds.items()}
+            history = ae.fit(model, images, None,
+                             ae.TrainSpec(epochs=epochs, batch_size=batch, seed=r, precision=precision))
+            s["whole"].append(epochs * len(images) / (time.perf_counter() - t0))
+            s["steady"] += [e["samples_per_s"] for e in history[1:]]
+    return {p: {k: median(v) if v else None for k, v in s.items()} for p, s in speeds.items()}
 
 
 def run(images: torch.Tensor, epochs: int = 2, rounds: int = 3, matmul_repeats: int = 5, log=print) -> dict:
     """Return the measured matmul rates (median of `matmul_repeats` samples each) and, for the deep dense preset at
     its default batch size, the FLOPs of a step and the fraction of the rate of its precision that aecore.fit
-    reached in float32 and in bfloat16."""
+    reached in float32 and in bfloat16, over whole calls and in steady epochs."""
     threads = torch.get_num_threads()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     rates = {p: matmul_rate(d, repeats=matmul_repeats) for p, d in dtypes.items()}
@@ -75,17 +103,25 @@ def run(images: torch.Tensor, epochs: int = 2, rounds: int = 3, matmul_repeats: 
     # the step's biggest matmul, (128 x 784) @ (784 x 256): the rate a model this small can hope for
     small = {p: matmul_rate(d, n=128, m=256, k=784, repeats=matmul_repeats) for p, d in dtypes.items()}
     model_spec, train_spec = ae.preset("deep", tuple(images.shape[1:]))
-    flops = dense_step_flops(model_spec, train_spec.batch_size)
+    batch = train_spec.batch_size
+    products = {p: products_rate(model_spec, batch, d, repeats=matmul_repeats) for p, d in dtypes.items()}
+    flops = dense_step_flops(model_spec, batch)
     out = {"threads": threads, "matmul_n": MATMUL_N, "matmul_gflops": rates, "matmul_gflops_1_thread": rates_1,
-           "step_shape_matmul_gflops": small, "model": "deep (784-256-128-32)", "batch": train_spec.batch_size,
-           "step_flops": flops, "achieved": []}
+           "step_shape_matmul_gflops": small, "step_products_gflops": products, "model": "deep (784-256-128-32)",
+           "batch": batch, "step_flops": flops, "achieved": [],
+           "default_precision": "bf16" if ae.train.use_bfloat16(torch.device("cpu"), model_spec) else "fp32"}
     # the default batch is the target; a larger one shows how much of the gap is per-step overhead
-    for batch in (train_spec.batch_size, 1024):
-        for precision, sps in fit_speeds(images, model_spec, batch, epochs, rounds).items():
-            gflops = dense_step_flops(model_spec, batch) * sps / batch / 1e9
-            out["achieved"].append({"precision": precision, "batch": batch, "samples_per_s": sps, "gflops": gflops,
-                                    "fraction": gflops / rates[precision]})
+    for b in (batch, 1024):
+        for precision, sps in fit_speeds(images, model_spec, b, epochs, rounds).items():
+            row = {"precision": precision, "batch": b}
+            for kind, prefix in (("whole", ""), ("steady", "steady_")):
+                if sps[kind] is not None:
+                    gflops = dense_step_flops(model_spec, b) * sps[kind] / b / 1e9
+                    row |= {f"{prefix}samples_per_s": sps[kind], f"{prefix}gflops": gflops,
+                            f"{prefix}fraction": gflops / rates[precision]}
+            out["achieved"].append(row)
     log(f"  matmul {MATMUL_N}^2: fp32 {rates['fp32']:.0f}, bf16 {rates['bf16']:.0f} GFLOP/s ({threads} threads); "
-        + ", ".join(f"fit {a['precision']} batch {a['batch']} {a['gflops']:.0f} GFLOP/s ({a['fraction']:.0%})"
-                    for a in out["achieved"]))
+        f"step's products alone fp32 {products['fp32']:.0f}; "
+        + ", ".join(f"fit {a['precision']} batch {a['batch']} {a['gflops']:.0f} GFLOP/s ({a['fraction']:.0%}, "
+                    f"steady {a.get('steady_fraction', float('nan')):.0%})" for a in out["achieved"]))
     return out
