@@ -4,6 +4,7 @@ The CUDA-graph path needs a GPU; its equivalence with eager training is an outpu
 """
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -16,6 +17,32 @@ def _fit(model_spec, train, val, **options):
     model = ae.build_model(model_spec, seed=0)
     history = ae.fit(model, train, val, ae.TrainSpec(epochs=12, batch_size=64, lr=3e-3, **options))
     return history, model
+
+
+def test_adam_moments_never_turn_denormal_in_a_job_thread(digits_split, monkeypatch):
+    """Moments of weights whose gradient went to zero decay below float32's normal range after ~800 steps of
+    Adam; computing on denormals is many times slower, so fit flushes them to zero in the thread it trains in
+    (as the app's jobs do) and hands the thread back with its own setting."""
+    train, _ = digits_split
+    optimizers, make = [], aetrain._optimizer
+    monkeypatch.setattr(aetrain, "_optimizer", lambda *a: optimizers.append(make(*a)) or optimizers[-1])
+    model = ae.build_model(ae.ModelSpec(input_shape=train.shape, hidden=(64,), code_size=8), seed=0)
+
+    def job_in_a_thread_that_keeps_denormals():
+        torch.set_flush_denormal(False)
+        ae.fit(model, train, None, ae.TrainSpec(epochs=30, batch_size=32))
+        after.append((torch.tensor(1e-30) * 1e-10).item())
+
+    after = []
+
+    job = threading.Thread(target=job_in_a_thread_that_keeps_denormals)
+    job.start()
+    job.join()
+    # read the bits: where denormals are flushed, comparing floats would see them as zero
+    bits = [s[k].view(torch.int32) for s in optimizers[0].state.values() for k in ("exp_avg", "exp_avg_sq")]
+    assert sum(int(((b & 0x7F800000) != 0).sum()) for b in bits) > 0  # normal, non-zero moments
+    assert sum(int((((b & 0x7F800000) == 0) & ((b & 0x007FFFFF) != 0)).sum()) for b in bits) == 0
+    assert after[0] > 0  # the thread computes with denormals again, as it did before fit
 
 
 @pytest.mark.parametrize("name", ["deep", "conv"])
