@@ -56,9 +56,16 @@ def tile(images, ncols: int | None = None, cell: int = CELL_PIXELS, pad: int = 2
     return out
 
 
+# Plotly's buttons that these figures do not need: the toolbar stays short enough to leave narrow charts readable
+SPARE_BUTTONS = ["zoomIn2d", "zoomOut2d", "autoScale2d", "lasso2d", "select2d"]
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 320) -> go.Figure:
-    # the legend at the figure's foot, below the x axis's title whatever the height: Plotly widens the margin for it
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+    # the legend at the figure's foot, below the x axis's title whatever the height: Plotly widens the margin for it;
+    # the title just above the plot, below the toolbar that Plotly shows at the figure's top right on hover
+    fig.update_layout(title=dict(text=title, x=0, xref="container", y=1, yref="paper", yanchor="bottom",
+                                 pad=dict(l=4, b=8)),
+                      height=height, margin=dict(l=10, r=10, t=62 if title else 10, b=10), modebar_remove=SPARE_BUTTONS,
                       legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"))
     return fig
 
@@ -79,6 +86,9 @@ def loss_figure(history: list[dict], title: str | None = "Loss per image") -> go
                                 line=dict(color=color, dash=dash, **wide), opacity=0.4 if wide else 1.0)
     # whole epochs only, about ten ticks at most: Plotly's own ticks at 1.2, 1.4... read "1, 1, 1, 2" as integers
     fig.update_xaxes(title="epoch", tickformat="d", tick0=1, dtick=max(1, math.ceil(len(epochs) / 10)))
+    if epochs:  # less than an epoch's room past the ends: no tick names an epoch that never ran
+        fig.update_xaxes(range=[epochs[0] - 0.4, epochs[-1] + 0.4])
+        fig.update_traces(cliponaxis=False)  # the end markers whole, however many epochs the axis holds
     # plain number labels: terms a few decades apart (a VAE's KL and reconstruction) otherwise get cryptic ticks
     fig.update_yaxes(title="loss", type="log", tickformat="~g")
     return _layout(fig, title)

@@ -270,6 +270,8 @@ def test_loss_figure_ticks_whole_epochs(epochs, step):
     history = [{"epoch": e, "train": {"total": 1.0 / e}, "val": {"total": 1.2 / e}} for e in range(1, epochs + 1)]
     axis = viz.loss_figure(history).layout.xaxis
     assert axis.dtick == step and axis.tick0 == 1  # never ticks between epochs, never more than about ten
+    first, last = axis.range
+    assert first < 1 and epochs < last < epochs + 1  # every epoch in view, no tick for one that never ran
 
 
 def test_loss_figure_draws_the_total_under_the_terms_that_make_it_up():
