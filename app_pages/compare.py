@@ -240,7 +240,7 @@ def noise_tab(ctx) -> None:
                              help="gaussian: the level is the standard deviation; salt-pepper and masking: the "
                                   "fraction of pixels hit")
         level = row.slider("Training noise level", 0.05, 0.8, 0.3, 0.05, key="cmp_noise_level", width=SETTING_WIDTH)
-        row = wrapping_row()
+        # one row for all six: two rows of three wrapped into 2 + 1 + 2 + 1 on a window too narrow for three
         code = row.number_input("Code size", 1, ctx.dataset.images[0].numel(),
                                 min(32, max(1, ctx.dataset.images[0].numel() // 4)), key=data_key("cmp_noise_code"),
                                 width=SETTING_WIDTH)
