@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import common, report
 
-SECTIONS = ("training", "ablation", "precision", "cpu", "conv", "startup", "projection", "umap", "concurrency")
+SECTIONS = ("training", "ablation", "precision", "cpu", "long", "conv", "startup", "projection", "umap", "concurrency")
 # (quick, full) settings per section
 SETTINGS = {
     "training": ({"epochs": 1, "rounds": 2}, {"epochs": 3, "rounds": 5}),
@@ -19,6 +19,8 @@ SETTINGS = {
     "precision": ({"rounds": 1, "presets": ("vanilla", "deep")}, {"rounds": 3}),
     # quick mode: fewer samples of each matmul rate (6 rates of 6-8 samples of >= 0.3 s took 14 s on the Xeon)
     "cpu": ({"epochs": 1, "rounds": 2, "matmul_repeats": 3}, {"epochs": 2, "rounds": 5}),
+    # quick mode leaves long runs out: denormals appear after some 800 steps, 13 epochs of 8,000 images
+    "long": (None, {"epochs": 40, "rounds": 2}),
     "conv": ({"epochs": 2, "candidates": ((16, 32),)}, {"epochs": 5, "candidates": ((16, 32), (8, 16), (32, 64))}),
     "startup": ({"repeats": 3, "home": False}, {"repeats": 5, "home": True}),
     # quick mode leaves UMAP out (compiling it takes seconds), and scikit-learn's t-SNE: 10 s of a quick run on the
@@ -37,9 +39,10 @@ def run_section(name: str, quick: bool, log) -> object:
         return None
     from . import concurrency, cpu_limit, projection, startup, training
 
-    if name in ("training", "ablation", "cpu"):
+    if name in ("training", "ablation", "cpu", "long"):
         images = common.mnist("train").images
-        fn = {"training": training.run, "ablation": training.ablation, "cpu": cpu_limit.run}[name]
+        fn = {"training": training.run, "ablation": training.ablation, "cpu": cpu_limit.run,
+              "long": training.long_runs}[name]
         return fn(images, **settings, log=log)
     if name == "precision":
         import aecore as ae

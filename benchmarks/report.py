@@ -78,6 +78,19 @@ def _conv(rows: list[dict]) -> str:
     return out + _table(["model", "parameters", "epoch (median)", "first epoch", "held-out MSE"], body)
 
 
+def _long(c: dict) -> str:
+    e = c["epochs"]
+    out = (f"`aecore.fit` on the deep preset for {e} epochs on the 8,000-image training split (batch {c['batch']}) "
+           f"with {c['threads']} thread(s), as the app's training jobs have, with denormal numbers flushed to zero "
+           "(fit as it is) and kept (its flushing turned off), alternating; median samples/s of early and late "
+           f"epochs, medians of {c['rounds']} rounds. Adam's moments of weights whose gradient fell to zero turn "
+           "denormal after about 800 steps (13 epochs).\n\n")
+    body = [[r["variant"], _k(r["early_samples_per_s"]), _k(r["late_samples_per_s"]), f"{r['final_train_loss']:.3f}"]
+            for r in c["rows"]]
+    return out + _table(["fit", f"samples/s, epochs 2–{e // 4 + 1}", f"samples/s, epochs {e // 2 + 1}–{e}",
+                         "final training loss"], body)
+
+
 def _cpu(c: dict) -> str:
     rate, one, small = c["matmul_gflops"], c["matmul_gflops_1_thread"], c["step_shape_matmul_gflops"]
     out = (f"Matrix multiply rate, {c['matmul_n']}×{c['matmul_n']} by {c['matmul_n']}×{c['matmul_n']}: "
@@ -289,14 +302,13 @@ choice below is backed by a table of that report.
 - **One host synchronisation per step** (the loss values, which the divergence guard needs).
 - **Denormal numbers flushed to zero while fit trains.** Adam's moments of weights whose gradient falls to zero
   and stays there (a pixel lit in few images, a unit that died) decay below float32's normal range after about
-  800 steps, and the CPU computes on such denormal numbers many times slower. On the Xeon, 40-epoch runs of the
-  deep preset on the 8,000-image split with one thread, as the app's training jobs have, trained at a median
-  13.4 k samples/s in epochs 21–40, against 20.9 k with denormals flushed to zero, to the same final loss (with
-  two threads 18.7 k against 28.5 k where the whole process flushes them); the three-epoch runs of the tables
-  above end before any moment gets there. fit sets `torch.set_flush_denormal` for the thread it trains in and
-  restores it after: the setting is the thread's own, governs Python's float arithmetic there too, and is
-  inherited only by threads started later, so the intra-op workers of a direct multi-threaded fit call keep
-  theirs (a program that wants it everywhere sets it before its first PyTorch operation).
+  800 steps, and the CPU computes on such denormal numbers many times slower: on the Xeon, the deep preset's
+  epochs 21–40 on one thread, as the app's jobs train, ran a third slower with them kept, to the same loss
+  (table "Long runs"); the three-epoch runs of the other tables end before any moment gets there. fit sets
+  `torch.set_flush_denormal` for the thread it trains in and restores it after: the setting is the thread's
+  own, governs Python's float arithmetic there too, and is inherited only by threads started later, so the
+  intra-op workers of a direct multi-threaded fit call keep theirs (a program that wants it everywhere sets it
+  before its first PyTorch operation: with two threads that way, 28.5 k samples/s against 18.7 k late in a run).
 - **CUDA graphs on a GPU**: the whole step (forward, backward, fused capturable Adam with the learning rate
   as a device tensor) is captured once per batch size and replayed; the first steps and the first batch of
   each other size run eagerly, a failed capture falls back to eager, and input noise (drawn from fit's own
@@ -398,7 +410,7 @@ def render(r: dict) -> str:
                  _training), ("ablation", "### What each technique gives", _ablation),
                 ("precision", "### Precision and memory format by model", _precision),
                 ("conv", "### The convolutional preset on a CPU", _conv),
-                ("cpu", "## Fraction of the CPU's limit", _cpu)]
+                ("long", "### Long runs: denormal numbers", _long), ("cpu", "## Fraction of the CPU's limit", _cpu)]
     for key, title, fn in sections:
         if s.get(key):
             parts += [title + "\n", fn(s[key])]

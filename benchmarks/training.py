@@ -8,7 +8,9 @@ machine's load hit them alike, and the final loss of each is computed the same w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
+import unittest.mock
 
 import torch
 import torch.nn.functional as F
@@ -250,3 +252,35 @@ def precision_matrix(datasets: dict, presets=MATRIX_PRESETS, rounds: int = 3, mi
             log(f"  {data_name:7} {name:9} {row['multiply_adds']:9,} MACs  fp32 {base:8.0f}/s  " +
                 "  ".join(f"{v} {row[v]:.2f}x" for v in variants if v != "fp32"))
     return rows
+
+
+def long_runs(images: torch.Tensor, epochs: int = 40, rounds: int = 2, threads: int = 1, log=print) -> dict:
+    """Return fit's samples/s over a long run of the deep preset, with denormal numbers flushed (fit as it is)
+    and kept (fit's flushing turned off), alternating; early epochs and late ones apart, as the app's jobs train
+    (one thread). Adam's moments turn denormal only after some 800 steps, past the other sections' short runs."""
+    model_spec, train_spec = ae.preset("deep", tuple(images.shape[1:]))
+    variants = {"denormals flushed (fit)": contextlib.nullcontext,
+                "denormals kept": lambda: unittest.mock.patch.object(ae.train, "_denormals_flushed",
+                                                                     contextlib.nullcontext)}
+    out = {name: {"early": [], "late": [], "loss": []} for name in variants}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for r in range(rounds):
+            pause(log)
+            for name, patch in variants.items():
+                with patch():
+                    history = ae.fit(ae.build_model(model_spec, seed=0), images,
+                                     spec=dataclasses.replace(train_spec, epochs=epochs))
+                speeds = [h["samples_per_s"] for h in history]
+                out[name]["early"].append(median(speeds[1:epochs // 4 + 1]))
+                out[name]["late"].append(median(speeds[epochs // 2:]))
+                out[name]["loss"].append(history[-1]["train"]["total"])
+                log(f"  long run, round {r + 1}: {name:24} epochs 2-{epochs // 4 + 1} {out[name]['early'][-1]:7.0f}"
+                    f"  epochs {epochs // 2 + 1}-{epochs} {out[name]['late'][-1]:7.0f} samples/s")
+    finally:
+        torch.set_num_threads(previous)
+    return {"epochs": epochs, "rounds": rounds, "threads": threads, "batch": train_spec.batch_size,
+            "rows": [{"variant": name, "early_samples_per_s": median(v["early"]),
+                      "late_samples_per_s": median(v["late"]), "final_train_loss": median(v["loss"])}
+                     for name, v in out.items()]}
