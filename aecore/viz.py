@@ -56,8 +56,10 @@ def tile(images, ncols: int | None = None, cell: int = CELL_PIXELS, pad: int = 2
     return out
 
 
-# Plotly's buttons that these figures do not need: the toolbar stays short enough to leave narrow charts readable
-SPARE_BUTTONS = ["zoomIn2d", "zoomOut2d", "autoScale2d", "lasso2d", "select2d"]
+# Plotly's buttons that these figures do not need: the toolbar stays short enough to leave narrow charts readable.
+# The selection tools stay on a map that a page selects from by box or lasso (projection_figure).
+ZOOM_STEP_BUTTONS = ["zoomIn2d", "zoomOut2d", "autoScale2d"]
+SELECTION_BUTTONS = ["lasso2d", "select2d"]
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 320) -> go.Figure:
@@ -65,7 +67,7 @@ def _layout(fig: go.Figure, title: str | None = None, height: int = 320) -> go.F
     # the title just above the plot, below the toolbar that Plotly shows at the figure's top right on hover
     fig.update_layout(title=dict(text=title, x=0, xref="container", y=1, yref="paper", yanchor="bottom",
                                  pad=dict(l=4, b=8)),
-                      height=height, margin=dict(l=10, r=10, t=62 if title else 10, b=10), modebar_remove=SPARE_BUTTONS,
+                      height=height, margin=dict(l=10, r=10, t=62 if title else 10, b=10), modebar_remove=ZOOM_STEP_BUTTONS + SELECTION_BUTTONS,
                       legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"))
     return fig
 
@@ -391,7 +393,7 @@ def projection_figure(coords, labels=None, classes=None, values=None, value_name
     _layout(fig, None, height)
     # the legend below the map, clear of Plotly's toolbar at the top and of a colour bar at the right, leaves the map
     # the column's whole width: at the side it made the square map a tall, narrow frame
-    fig.update_layout(uirevision=revision, margin=dict(l=10, r=10, t=34, b=10),
+    fig.update_layout(uirevision=revision, margin=dict(l=10, r=10, t=34, b=10), modebar_remove=ZOOM_STEP_BUTTONS,
                       legend=dict(orientation="h", x=0, y=-0.02, xanchor="left", yanchor="top", yref="paper",
                                   itemsizing="constant"))
     return fig

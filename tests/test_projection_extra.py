@@ -179,6 +179,9 @@ def test_projection_figure_draws_the_selected_rows_as_selected(digits):
     assert [t.name for t in many.data] == ["value"]  # a lasso's group: its points stand out already, no rings
     three = viz.projection_figure(np.c_[coords, coords[:, 0]], values=np.arange(120.0), selected=chosen)
     assert "selectedpoints" not in three.data[0].to_plotly_json() and len(three.data) == 1  # no selection in 3-D
+    # the Latent page selects by box and lasso too: the map's toolbar keeps those tools that other charts drop
+    assert not set(viz.SELECTION_BUTTONS) & set(fig.layout.modebar.remove)
+    assert set(viz.SELECTION_BUTTONS) <= set(viz.loss_figure([]).layout.modebar.remove)
 
 
 def test_tsne_keeps_neighbourhoods_as_well_as_scikit_learns_on_mnist_codes():

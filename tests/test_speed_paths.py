@@ -27,13 +27,12 @@ def test_adam_moments_never_turn_denormal_in_a_job_thread(digits_split, monkeypa
     optimizers, make = [], aetrain._optimizer
     monkeypatch.setattr(aetrain, "_optimizer", lambda *a: optimizers.append(make(*a)) or optimizers[-1])
     model = ae.build_model(ae.ModelSpec(input_shape=train.shape, hidden=(64,), code_size=8), seed=0)
+    after = []
 
     def job_in_a_thread_that_keeps_denormals():
         torch.set_flush_denormal(False)
         ae.fit(model, train, None, ae.TrainSpec(epochs=30, batch_size=32))
         after.append((torch.tensor(1e-30) * 1e-10).item())
-
-    after = []
 
     job = threading.Thread(target=job_in_a_thread_that_keeps_denormals)
     job.start()
